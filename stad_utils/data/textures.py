@@ -1,0 +1,263 @@
+"""The embedded *textures* dataset: synthetic defects on real texture photographs.
+
+MVTec AD cannot be downloaded everywhere (and never in CI), so the quick profile runs on
+this small dataset. Its good images are crops of scikit-image's real photographs
+(``brick``, ``grass``, ``gravel``); its defects are drawn on other crops with exact
+ground-truth masks: the mask is exactly the region the defect was drawn into.
+
+Five defect kinds, in the spirit of MVTec AD's texture categories:
+
+* ``scratch`` — a thin, curved, bright line (exposed material);
+* ``spot``    — a small ellipse of foreign material, darker or brighter;
+* ``crack``   — a dark, jagged, branching line;
+* ``stain``   — an irregular blob that darkens what lies underneath (stays translucent);
+* ``patch``   — a rectangle cut from another texture and pasted in.
+
+Train crops come from the top of each photograph and test crops from its bottom rows,
+so no test pixel was seen in training. Everything is deterministic from one seed and
+written in MVTec AD layout (grayscale PNGs, like MVTec's ``grid``/``screw``/``zipper``;
+the loader turns them into RGB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage import data as skdata
+from skimage import draw
+
+from ..config import data_root
+
+CATEGORIES = ("brick", "grass", "gravel")
+DEFECT_KINDS = ("scratch", "spot", "crack", "stain", "patch")
+FORMAT_VERSION = 1  # bump when the generator changes: old copies are then rebuilt
+
+
+@dataclass(frozen=True)
+class TexturesSpec:
+    """What to generate. The defaults keep the whole dataset near 5 MB."""
+
+    image_size: int = 128
+    train_images: int = 60
+    test_good_images: int = 15
+    images_per_defect: int = 6
+    seed: int = 0
+    version: int = FORMAT_VERSION
+
+    def expected_counts(self) -> dict[str, int]:
+        counts = {"train/good": self.train_images, "test/good": self.test_good_images}
+        for kind in DEFECT_KINDS:
+            counts[f"test/{kind}"] = self.images_per_defect
+            counts[f"ground_truth/{kind}"] = self.images_per_defect
+        return counts
+
+
+def photograph(category: str) -> np.ndarray:
+    """scikit-image's photo of ``category`` as float32 in [0, 1], shape (512, 512)."""
+    if category not in CATEGORIES:
+        raise ValueError(f"Unknown texture {category!r}; choose one of {CATEGORIES}.")
+    return getattr(skdata, category)().astype(np.float32) / 255.0
+
+
+# -- crops ------------------------------------------------------------------------------
+TEST_ROWS = 160  # the bottom rows of each photo are reserved for test crops
+
+
+def random_crop(photo: np.ndarray, size: int, split: str, rng: np.random.Generator):
+    """A ``size``×``size`` crop from the train (top) or test (bottom) part of the photo,
+    randomly flipped (flips keep every texture's look, unlike 90° turns of bricks)."""
+    height, width = photo.shape
+    top_limit = height - TEST_ROWS
+    if split == "train":
+        y = rng.integers(0, top_limit - size + 1)
+    else:
+        y = rng.integers(top_limit, height - size + 1)
+    x = rng.integers(0, width - size + 1)
+    crop = photo[y : y + size, x : x + size]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1, :]
+    return np.ascontiguousarray(crop)
+
+
+# -- defects: each returns (image, mask), mask = exactly the region drawn into -----------
+def _curve(rng, size, length, bend):
+    """Points of a random quadratic Bézier curve of about ``length`` pixels."""
+    start = rng.uniform(0.2 * size, 0.8 * size, 2)
+    angle = rng.uniform(0, np.pi)
+    end = np.clip(start + length * np.array([np.cos(angle), np.sin(angle)]), 2, size - 3)
+    middle = (start + end) / 2 + rng.normal(0, bend, 2)
+    t = np.linspace(0, 1, 200)[:, None]
+    return (1 - t) ** 2 * start + 2 * (1 - t) * t * middle + t**2 * end
+
+
+def _draw_polyline(points, shape):
+    mask = np.zeros(shape, bool)
+    points = np.round(points).astype(int)
+    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:], strict=True):
+        rr, cc = draw.line(r0, c0, r1, c1)
+        keep = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
+        mask[rr[keep], cc[keep]] = True
+    return mask
+
+
+def scratch(image, rng, other=None):
+    size = image.shape[0]
+    line = _draw_polyline(_curve(rng, size, rng.uniform(0.35, 0.7) * size, 12), image.shape)
+    mask = ndimage.binary_dilation(line, iterations=int(rng.integers(1, 3)))
+    out = image.copy()
+    out[mask] = 0.35 * image[mask] + 0.65 * rng.uniform(0.85, 1.0)
+    return out, mask
+
+
+def spot(image, rng, other=None):
+    size = image.shape[0]
+    center = rng.uniform(0.2 * size, 0.8 * size, 2)
+    radii = rng.uniform(0.04, 0.09, 2) * size
+    rr, cc = draw.ellipse(*center, *radii, shape=image.shape, rotation=rng.uniform(0, np.pi))
+    mask = np.zeros(image.shape, bool)
+    mask[rr, cc] = True
+    tone = rng.choice([rng.uniform(0.02, 0.12), rng.uniform(0.88, 0.98)])
+    out = image.copy()
+    out[mask] = np.clip(tone + rng.normal(0, 0.03, mask.sum()), 0, 1)
+    return out, mask
+
+
+def crack(image, rng, other=None):
+    size = image.shape[0]
+    mask = np.zeros(image.shape, bool)
+    position = rng.uniform(0.3 * size, 0.7 * size, 2)
+    heading = rng.uniform(0, 2 * np.pi)
+    branches = [(position, heading, int(rng.integers(25, 45)))]
+    while branches:
+        position, heading, steps = branches.pop()
+        points = [position]
+        for _ in range(steps):
+            heading += rng.normal(0, 0.35)
+            position = np.clip(
+                position + 1.5 * np.array([np.cos(heading), np.sin(heading)]), 0, size - 1
+            )
+            points.append(position)
+            if rng.random() < 0.03 and len(branches) < 3:
+                branches.append((position, heading + rng.choice([-1, 1]) * 0.8, steps // 2))
+        mask |= _draw_polyline(np.array(points), image.shape)
+    mask = ndimage.binary_dilation(mask)
+    out = image.copy()
+    out[mask] = image[mask] * 0.15
+    return out, mask
+
+
+def stain(image, rng, other=None):
+    size = image.shape[0]
+    noise = ndimage.gaussian_filter(rng.normal(size=image.shape), sigma=size * 0.04)
+    yy, xx = np.mgrid[:size, :size]
+    center = rng.uniform(0.25 * size, 0.75 * size, 2)
+    radius = rng.uniform(0.08, 0.15) * size
+    falloff = 1 - np.hypot(yy - center[0], xx - center[1]) / radius
+    field = falloff + 0.6 * noise / noise.std()
+    mask = field > 0.3
+    if not mask.any():  # rare: the noise swamped the blob; use the noise-free stain
+        mask = falloff > 0.3
+    labels, count = ndimage.label(mask)
+    if count > 1:  # keep the largest blob: one stain per image
+        sizes = ndimage.sum(mask, labels, range(1, count + 1))
+        mask = labels == (1 + int(np.argmax(sizes)))
+    strength = rng.uniform(0.45, 0.6)
+    out = image.copy()
+    out[mask] = image[mask] * (1 - strength) + 0.05 * strength
+    return out, mask
+
+
+def patch(image, rng, other):
+    size = image.shape[0]
+    h, w = (rng.uniform(0.15, 0.28, 2) * size).astype(int)
+    y, x = rng.integers(4, size - h - 4), rng.integers(4, size - w - 4)
+    sy, sx = rng.integers(0, other.shape[0] - h), rng.integers(0, other.shape[1] - w)
+    mask = np.zeros(image.shape, bool)
+    mask[y : y + h, x : x + w] = True
+    out = image.copy()
+    out[mask] = other[sy : sy + h, sx : sx + w].ravel()
+    return out, mask
+
+
+DEFECTS = {"scratch": scratch, "spot": spot, "crack": crack, "stain": stain, "patch": patch}
+
+
+# -- writing ----------------------------------------------------------------------------
+def _save_png(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)).save(path)
+
+
+def generate_category(category: str, folder: Path, spec: TexturesSpec) -> None:
+    """Write one category in MVTec AD layout under ``folder``."""
+    photo = photograph(category)
+    donor = photograph(CATEGORIES[(CATEGORIES.index(category) + 1) % len(CATEGORIES)])
+    rng = np.random.default_rng([spec.seed, CATEGORIES.index(category)])
+    for i in range(spec.train_images):
+        _save_png(
+            random_crop(photo, spec.image_size, "train", rng), folder / f"train/good/{i:03d}.png"
+        )
+    for i in range(spec.test_good_images):
+        _save_png(
+            random_crop(photo, spec.image_size, "test", rng), folder / f"test/good/{i:03d}.png"
+        )
+    for kind in DEFECT_KINDS:
+        for i in range(spec.images_per_defect):
+            clean = random_crop(photo, spec.image_size, "test", rng)
+            image, mask = DEFECTS[kind](clean, rng, donor)
+            _save_png(image, folder / f"test/{kind}/{i:03d}.png")
+            _save_png(mask.astype(np.float32), folder / f"ground_truth/{kind}/{i:03d}_mask.png")
+
+
+def _manifest_ok(folder: Path, spec: TexturesSpec) -> bool:
+    manifest = folder / "manifest.json"
+    try:
+        recorded = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    if recorded.get("spec") != asdict(spec):
+        return False
+    for category in CATEGORIES:
+        for sub, count in spec.expected_counts().items():
+            files = list((folder / category / sub).glob("*.png"))
+            if len(files) != count:
+                return False
+    return True
+
+
+def ensure_textures(root: str | Path | None = None, spec: TexturesSpec | None = None) -> Path:
+    """Return the textures dataset root, generating it first if missing or invalid.
+
+    The dataset is built in a temporary folder and moved into place whole, with a
+    manifest recording how it was made; a copy whose manifest or file counts do not
+    match ``spec`` is rebuilt.
+    """
+    spec = spec or TexturesSpec()
+    folder = Path(root) if root is not None else data_root() / "textures"
+    if _manifest_ok(folder, spec):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".textures-"))
+    try:
+        for category in CATEGORIES:
+            generate_category(category, staging / category, spec)
+        (staging / "manifest.json").write_text(
+            json.dumps({"spec": asdict(spec), "categories": list(CATEGORIES)}, indent=2)
+        )
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder

@@ -1,0 +1,123 @@
+"""Grids of images, ground-truth masks, anomaly maps and overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .style import ANOMALY_CMAP, MASK_COLOR, to_numpy_image, use_book_style
+
+
+def _hide_axes(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def outline_mask(ax, mask, color=MASK_COLOR, linewidth=1.2) -> None:
+    """Draw the outline of a binary mask (H, W) on ``ax``."""
+    mask = to_numpy_image(mask)
+    if mask.any():
+        ax.contour(mask > 0.5, levels=[0.5], colors=[color], linewidths=linewidth)
+
+
+def sample_grid(
+    samples: Sequence[dict],
+    columns: int = 6,
+    titles: Sequence[str] | None = None,
+    show_masks: bool = True,
+    size: float = 1.7,
+):
+    """Images of dataset samples in a grid, ground truth outlined in cyan.
+
+    ``samples`` are dataset dicts (``image`` (3, H, W), ``mask`` (1, H, W), ``defect_type``).
+    """
+    use_book_style()
+    rows = int(np.ceil(len(samples) / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, size * rows + 0.2), squeeze=False
+    )
+    for ax in axes.ravel():
+        _hide_axes(ax)
+    for i, sample in enumerate(samples):
+        ax = axes.ravel()[i]
+        ax.imshow(to_numpy_image(sample["image"]), cmap="gray", vmin=0, vmax=1)
+        if show_masks:
+            outline_mask(ax, sample["mask"])
+        ax.set_title(titles[i] if titles else sample.get("defect_type", ""), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def image_mask_pairs(samples: Sequence[dict], size: float = 1.9):
+    """Two rows: defective images on top, their binary ground-truth masks below."""
+    use_book_style()
+    fig, axes = plt.subplots(
+        2, len(samples), figsize=(size * len(samples), 2 * size + 0.3), squeeze=False
+    )
+    for i, sample in enumerate(samples):
+        top, bottom = axes[0, i], axes[1, i]
+        top.imshow(to_numpy_image(sample["image"]), cmap="gray", vmin=0, vmax=1)
+        top.set_title(sample.get("defect_type", ""), fontsize=9)
+        bottom.imshow(to_numpy_image(sample["mask"]), cmap="gray", vmin=0, vmax=1)
+        for ax in (top, bottom):
+            _hide_axes(ax)
+    axes[0, 0].set_ylabel("image")
+    axes[1, 0].set_ylabel("mask")
+    fig.tight_layout()
+    return fig
+
+
+def anomaly_grid(
+    images,
+    masks,
+    maps,
+    titles: Sequence[str] | None = None,
+    threshold: float | None = None,
+    size: float = 1.9,
+    vmax: float | None = None,
+):
+    """Rows of image · ground truth · anomaly map · overlay (· predicted mask).
+
+    ``images`` (N, 3, H, W) in [0, 1]; ``masks`` (N, 1, H, W); ``maps`` (N, H, W).
+    All maps share one colour scale (``vmax`` defaults to their 99.9th percentile), so
+    brightness is comparable across rows. With ``threshold`` a predicted-mask column is
+    added.
+    """
+    use_book_style()
+    maps = np.stack([np.asarray(to_numpy_image(m), dtype=np.float32) for m in maps])
+    vmin = float(maps.min())
+    vmax = float(np.percentile(maps, 99.9)) if vmax is None else vmax
+    columns = ["image", "ground truth", "anomaly map", "overlay"]
+    if threshold is not None:
+        columns.append("prediction")
+    fig, axes = plt.subplots(
+        len(maps),
+        len(columns),
+        figsize=(size * len(columns), size * len(maps) + 0.3),
+        squeeze=False,
+    )
+    for row, (image, mask, amap) in enumerate(zip(images, masks, maps, strict=True)):
+        image, mask = to_numpy_image(image), to_numpy_image(mask)
+        ax = axes[row]
+        ax[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax[1].imshow(mask, cmap="gray", vmin=0, vmax=1)
+        ax[2].imshow(amap, cmap=ANOMALY_CMAP, vmin=vmin, vmax=vmax)
+        ax[3].imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax[3].imshow(amap, cmap=ANOMALY_CMAP, vmin=vmin, vmax=vmax, alpha=0.5)
+        outline_mask(ax[3], mask)
+        if threshold is not None:
+            ax[4].imshow(amap >= threshold, cmap="gray", vmin=0, vmax=1)
+            outline_mask(ax[4], mask)
+        for a in ax:
+            _hide_axes(a)
+        if titles:
+            ax[0].set_ylabel(titles[row], fontsize=9)
+    for a, name in zip(axes[0], columns, strict=True):
+        a.set_title(name)
+    fig.tight_layout()
+    return fig

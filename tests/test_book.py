@@ -1,0 +1,53 @@
+"""The whole book builds strictly from a clean _build: warnings are errors, every
+chapter is executed (quick profile) and errors in cells are fatal."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
+
+
+@pytest.fixture(scope="module")
+def built_book():
+    shutil.rmtree(REPO / "_build", ignore_errors=True)
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    env = {**os.environ, "STAD_PROFILE": "quick"}
+    result = subprocess.run(
+        [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return REPO / "_build" / "html"
+
+
+def test_index_leads_to_the_introduction(built_book):
+    index = (built_book / "index.html").read_text()
+    assert "book/intro.html" in index
+    intro = (built_book / "book" / "intro.html").read_text()
+    assert "Student–Teacher Anomaly Detection" in intro
+
+
+def test_chapter1_page_has_its_figures_exercise_and_colab_button(built_book):
+    page = (built_book / "notebooks" / "01_task_and_data.html").read_text()
+    assert "1. The task and its data" in page
+    assert len(re.findall(r"<img [^>]*src=\"[^\"]*\.png\"", page)) >= 2
+    assert "Count the defect regions" in page  # the exercise box
+    assert "colab.research.google.com" in page
+    assert "Traceback" not in page
+
+
+def test_references_resolve(built_book):
+    references = (built_book / "book" / "references.html").read_text()
+    assert "MVTec" in references and "Uninformed Students" in references

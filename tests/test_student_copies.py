@@ -1,0 +1,67 @@
+"""tools/make_student_copies.py: solutions out, stubs in, everything else kept."""
+
+import nbformat
+import pytest
+from tool_loader import load_tool
+
+tool = load_tool("make_student_copies")
+
+SOLUTION = '''def area(mask):
+    """Share of defective pixels."""
+    ### BEGIN SOLUTION
+    return mask.mean()
+    ### END SOLUTION
+'''
+
+
+def test_solution_body_becomes_an_indented_stub():
+    out = tool.strip_solution(SOLUTION)
+    assert "return mask.mean()" not in out
+    assert '    """Share of defective pixels."""' in out
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError(" in out
+    namespace = {}
+    exec(out, namespace)  # the stub still defines the function…
+    with pytest.raises(NotImplementedError, match="Your turn"):
+        namespace["area"](None)  # …which tells the student what to do
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n", "without"),
+        ("x = 1\n### END SOLUTION\n", "without"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "nested"),
+    ],
+)
+def test_unbalanced_markers_are_errors(source, message):
+    with pytest.raises(ValueError, match=message):
+        tool.strip_solution(source)
+
+
+def test_notebook_copy(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_markdown_cell(
+            "```{solution-start} ex\n```", metadata={"tags": ["solution"]}
+        ),
+        nbformat.v4.new_code_cell(SOLUTION, metadata={"tags": ["solution"]}),
+        nbformat.v4.new_markdown_cell("```{solution-end}\n```", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_code_cell(
+            "check(area)", outputs=[nbformat.v4.new_output("stream", text="x")]
+        ),
+    ]
+    source = tmp_path / "ch.ipynb"
+    nbformat.write(notebook, source)
+    assert tool.main([str(source), "--out", str(tmp_path / "student")]) == 0
+    copy = nbformat.read(tmp_path / "student" / "ch.ipynb", as_version=4)
+    assert [c.cell_type for c in copy.cells] == ["markdown", "code", "code"]
+    assert copy.cells[1].metadata["tags"] == ["exercise"]
+    assert copy.cells[2].outputs == []
+
+
+def test_solution_cell_without_markers_is_refused():
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["solution"]})]
+    with pytest.raises(ValueError, match="no '### BEGIN SOLUTION'"):
+        tool.student_notebook(notebook)
