@@ -8,8 +8,6 @@ STAMP  := $(VENV)/.stad-installed
 JB     := $(BIN)/jupyter-book
 # Quick profile unless the caller says otherwise (the book is rendered on a CPU).
 export STAD_PROFILE ?= quick
-# Keep Jupyter's and Matplotlib's caches out of the home folder of CI machines.
-export MPLBACKEND ?= Agg
 
 .PHONY: book test lint student data clean help install
 

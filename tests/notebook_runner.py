@@ -27,6 +27,9 @@ def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
     target = Path(out_dir) / f"{name}.ipynb"
     env_before = os.environ.get("STAD_PROFILE")
     os.environ["STAD_PROFILE"] = "quick"
+    # A non-interactive backend inherited from the shell (e.g. MPLBACKEND=Agg) would
+    # stop the kernel from displaying figures; let ipykernel choose its inline one.
+    os.environ.pop("MPLBACKEND", None)
     try:
         papermill.execute_notebook(
             str(source),
