@@ -18,9 +18,10 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -59,18 +60,23 @@ def mask_path_for(root: Path, image: Path, defect_type: str) -> Path:
     return root / "ground_truth" / defect_type / f"{image.stem}_mask.png"
 
 
-def read_image(path: Path, mode: ImageReadMode = ImageReadMode.RGB) -> torch.Tensor:
-    """Decode an image file with torchvision; a clear error if it cannot be read.
+def read_image(path: Path, mode: str = "RGB") -> torch.Tensor:
+    """Decode an image file; a clear error if it cannot be read.
 
-    Returns a uint8 tensor (C, H, W); grayscale files become 3 channels in RGB mode.
+    Returns a uint8 tensor ``(C, H, W)``: 3 channels for ``mode="RGB"`` (grayscale files
+    are repeated to RGB), 1 for ``mode="L"``. Pillow decodes: torchvision's own image
+    decoding is deprecated since 0.29.
     """
     try:
-        return decode_image(str(path), mode=mode)
-    except (RuntimeError, ValueError) as error:
+        with Image.open(path) as handle:
+            array = np.asarray(handle.convert(mode))
+    except (OSError, ValueError) as error:
         raise OSError(
             f"Cannot read the image {path}: the file is corrupt or not an image "
             f"({error}). Delete it, or re-download / regenerate the dataset."
         ) from error
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
 
 
 class MVTecAD(Dataset):
@@ -174,7 +180,7 @@ class MVTecAD(Dataset):
         if mask_path is None:
             mask = torch.zeros((1, *image.shape[-2:]), dtype=torch.uint8)
         else:
-            mask = read_image(mask_path, ImageReadMode.GRAY)
+            mask = read_image(mask_path, mode="L")
             if mask.shape[-2:] != image.shape[-2:]:
                 raise DatasetLayoutError(
                     f"Mask {mask_path} is {tuple(mask.shape[-2:])} but its image {path} "
