@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 test: data lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 student: $(STAMP)
 	$(BIN)/python tools/make_student_copies.py --out student notebooks/*.ipynb

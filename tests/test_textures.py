@@ -77,10 +77,11 @@ def test_loads_as_mvtec(generated, category):
     assert len(MVTecAD(generated, category, "train", val_fraction=0.0)) == 4
 
 
-def test_images_are_grayscale_pngs_of_the_right_size(generated):
+def test_images_are_rgb_and_masks_binary_pngs_of_the_right_size(generated):
     for path in generated.rglob("*.png"):
         with Image.open(path) as image:
-            assert image.mode == "L" and image.size == (64, 64), path
+            mode = "L" if "ground_truth" in path.parts else "RGB"
+            assert image.mode == mode and image.size == (64, 64), path
 
 
 def test_every_defect_mask_is_binary_non_empty_and_fits_its_image(generated):
@@ -91,7 +92,7 @@ def test_every_defect_mask_is_binary_non_empty_and_fits_its_image(generated):
                     generated / category / "ground_truth" / kind / f"{image_path.stem}_mask.png"
                 )
                 mask = np.array(Image.open(mask_path))
-                assert mask.shape == np.array(Image.open(image_path)).shape
+                assert mask.shape == np.array(Image.open(image_path)).shape[:2]
                 assert set(np.unique(mask)) == {0, 255}, mask_path  # non-empty, binary
                 assert (mask > 0).mean() < 0.5, mask_path  # a defect, not the whole image
 
@@ -165,7 +166,7 @@ def test_random_crop_keeps_train_and_test_rows_apart(size):
     for _ in range(200):
         for split, rows in (("train", train_rows), ("test", test_rows)):
             crop = random_crop(photo, size, split, rng)
-            assert crop.shape == (size, size)
+            assert crop.shape[:2] == (size, size)
             assert np.ptp(crop, axis=1).max() == 0  # each crop row is one photo row
             assert sorted(np.unique(crop)) == list(range(int(crop.min()), int(crop.min()) + size))
             rows.update(np.unique(crop).astype(int).tolist())
@@ -183,7 +184,11 @@ def test_random_crop_flips_both_ways():
 
 
 def test_generated_train_and_test_crops_use_separate_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(textures, "photograph", lambda category: _row_index_photo() / 511)
+    monkeypatch.setattr(
+        textures,
+        "photograph",
+        lambda category: np.repeat(_row_index_photo()[..., None] / 511, 3, 2),
+    )
     textures.generate_category("brick", tmp_path / "brick", SPEC)
     last_train_value = round((512 - TEST_ROWS - 1) * 255 / 511)
     train = [np.array(Image.open(p)) for p in (tmp_path / "brick/train/good").glob("*.png")]
@@ -205,12 +210,13 @@ def test_defects_change_exactly_their_mask(kind, size):
         original = clean.copy()
         out, mask = DEFECTS[kind](clean, rng, donor)
         assert np.array_equal(clean, original)  # the input is not modified
-        assert mask.dtype == bool and mask.shape == clean.shape == out.shape
+        assert mask.dtype == bool and mask.shape == clean.shape[:2]
+        assert out.shape == clean.shape
         assert mask.any() and not mask.all()
         assert np.array_equal(out[~mask], clean[~mask])
         assert out.min() >= 0 and out.max() <= 1
         if kind != "patch":
-            assert (out[mask] != clean[mask]).mean() > 0.9
+            assert (out[mask] != clean[mask]).any(axis=-1).mean() > 0.9
 
 
 def test_stain_mask_is_never_empty():
@@ -222,22 +228,34 @@ def test_stain_mask_is_never_empty():
         out, mask = DEFECTS["stain"](clean, rng)
         assert mask.sum() > 10
         assert np.array_equal(out[~mask], clean[~mask])
-        assert (out[mask] < clean[mask]).mean() > 0.9
+        # rust-brown: darker overall, and redder than blue
+        assert (out[mask].sum(-1) < clean[mask].sum(-1)).mean() > 0.9
+        assert (out[mask][:, 0] > out[mask][:, 2]).all()
 
 
 def test_patch_pastes_the_donor():
     rng = np.random.default_rng(3)
-    image = np.zeros((64, 64), np.float32)
-    donor = np.ones((100, 100), np.float32) * 0.5
+    image = np.zeros((64, 64, 3), np.float32)
+    donor = np.ones((100, 100, 3), np.float32) * 0.5
     out, mask = DEFECTS["patch"](image, rng, donor)
     rows, cols = np.nonzero(mask)
     assert mask.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # a filled rectangle
     assert np.all(out[mask] == 0.5) and np.all(out[~mask] == 0)
 
 
+def test_spot_is_one_of_the_paint_colours():
+    rng = np.random.default_rng(5)
+    clean = random_crop(textures.photograph("grass"), 64, "test", rng)
+    out, mask = DEFECTS["spot"](clean, rng)
+    mean_colour = out[mask].mean(axis=0)
+    distances = np.abs(textures.SPOT_COLOURS - mean_colour).max(axis=1)
+    assert distances.min() < 0.05
+
+
 def test_photograph_and_unknown_category():
     photo = textures.photograph("grass")
-    assert photo.shape == (512, 512) and photo.dtype == np.float32
+    assert photo.shape == (512, 512, 3) and photo.dtype == np.float32
+    assert photo[..., 1].mean() > photo[..., 0].mean()  # grass is green
     assert 0 <= photo.min() and photo.max() <= 1
     with pytest.raises(ValueError, match="Unknown texture 'wood'"):
         textures.photograph("wood")

@@ -2,21 +2,21 @@
 
 MVTec AD cannot be downloaded everywhere (and never in CI), so the quick profile runs on
 this small dataset. Its good images are crops of scikit-image's real photographs
-(``brick``, ``grass``, ``gravel``); its defects are drawn on other crops with exact
-ground-truth masks: the mask is exactly the region the defect was drawn into.
+(``brick``, ``grass``, ``gravel``), tinted with a colour palette per category; its
+defects are drawn on other crops with exact ground-truth masks: the mask is exactly the
+region the defect was drawn into.
 
 Five defect kinds, in the spirit of MVTec AD's texture categories:
 
-* ``scratch`` — a thin, curved, bright line (exposed material);
-* ``spot``    — a small ellipse of foreign material, darker or brighter;
+* ``scratch`` — a thin, curved, bright metallic line (exposed material);
+* ``spot``    — a small ellipse of foreign material: black, white or blue paint;
 * ``crack``   — a dark, jagged, branching line;
-* ``stain``   — an irregular blob that darkens what lies underneath (stays translucent);
+* ``stain``   — an irregular rust-brown blob, translucent over the texture;
 * ``patch``   — a rectangle cut from another texture and pasted in.
 
 Train crops come from the top of each photograph and test crops from its bottom rows,
 so no test pixel was seen in training. Everything is deterministic from one seed and
-written in MVTec AD layout (grayscale PNGs, like MVTec's ``grid``/``screw``/``zipper``;
-the loader turns them into RGB).
+written in MVTec AD layout (RGB PNG images, binary PNG masks).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ..config import data_root
 
 CATEGORIES = ("brick", "grass", "gravel")
 DEFECT_KINDS = ("scratch", "spot", "crack", "stain", "patch")
-FORMAT_VERSION = 1  # bump when the generator changes: old copies are then rebuilt
+FORMAT_VERSION = 2  # bump when the generator changes: old copies are then rebuilt
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,25 @@ class TexturesSpec:
         return counts
 
 
+# Each grayscale photo becomes a duotone: black maps to the first colour, white to the
+# second. Colour makes the textures look like materials, and lets defects differ in hue
+# as real ones do (MVTec AD has "color" defects in several categories).
+PALETTES = {
+    "brick": ((0.28, 0.09, 0.06), (0.97, 0.78, 0.62)),
+    "grass": ((0.04, 0.14, 0.02), (0.70, 0.92, 0.38)),
+    "gravel": ((0.16, 0.14, 0.12), (0.93, 0.89, 0.80)),
+}
+# The texture a "patch" defect is cut from.
+DONORS = {"brick": "gravel", "grass": "brick", "gravel": "grass"}
+
+
 def photograph(category: str) -> np.ndarray:
-    """scikit-image's photo of ``category`` as float32 in [0, 1], shape (512, 512)."""
+    """scikit-image's photo of ``category`` in its palette: float32 (512, 512, 3) in [0, 1]."""
     if category not in CATEGORIES:
         raise ValueError(f"Unknown texture {category!r}; choose one of {CATEGORIES}.")
-    return getattr(skdata, category)().astype(np.float32) / 255.0
+    gray = getattr(skdata, category)().astype(np.float32)[..., None] / 255.0
+    dark, light = (np.array(c, dtype=np.float32) for c in PALETTES[category])
+    return (1 - gray) * dark + gray * light
 
 
 # -- crops ------------------------------------------------------------------------------
@@ -74,7 +88,7 @@ TEST_ROWS = 160  # the bottom rows of each photo are reserved for test crops
 def random_crop(photo: np.ndarray, size: int, split: str, rng: np.random.Generator):
     """A ``size``×``size`` crop from the train (top) or test (bottom) part of the photo,
     randomly flipped (flips keep every texture's look, unlike 90° turns of bricks)."""
-    height, width = photo.shape
+    height, width = photo.shape[:2]
     top_limit = height - TEST_ROWS
     if split == "train":
         y = rng.integers(0, top_limit - size + 1)
@@ -111,30 +125,37 @@ def _draw_polyline(points, shape):
 
 
 def scratch(image, rng, other=None):
-    size = image.shape[0]
-    line = _draw_polyline(_curve(rng, size, rng.uniform(0.35, 0.7) * size, 12), image.shape)
+    size, shape = image.shape[0], image.shape[:2]
+    line = _draw_polyline(_curve(rng, size, rng.uniform(0.35, 0.7) * size, 12), shape)
     mask = ndimage.binary_dilation(line, iterations=int(rng.integers(1, 3)))
+    steel = rng.uniform(0.85, 1.0) * np.array([0.97, 0.98, 1.0], dtype=np.float32)
     out = image.copy()
-    out[mask] = 0.35 * image[mask] + 0.65 * rng.uniform(0.85, 1.0)
+    out[mask] = 0.3 * image[mask] + 0.7 * steel
     return out, mask
+
+
+SPOT_COLOURS = np.array(
+    [(0.05, 0.05, 0.06), (0.95, 0.95, 0.93), (0.12, 0.25, 0.75)], dtype=np.float32
+)  # black, white and blue paint
 
 
 def spot(image, rng, other=None):
     size = image.shape[0]
     center = rng.uniform(0.2 * size, 0.8 * size, 2)
     radii = rng.uniform(0.04, 0.09, 2) * size
-    rr, cc = draw.ellipse(*center, *radii, shape=image.shape, rotation=rng.uniform(0, np.pi))
-    mask = np.zeros(image.shape, bool)
+    shape = image.shape[:2]
+    rr, cc = draw.ellipse(*center, *radii, shape=shape, rotation=rng.uniform(0, np.pi))
+    mask = np.zeros(shape, bool)
     mask[rr, cc] = True
-    tone = rng.choice([rng.uniform(0.02, 0.12), rng.uniform(0.88, 0.98)])
+    paint = SPOT_COLOURS[rng.integers(len(SPOT_COLOURS))]
     out = image.copy()
-    out[mask] = np.clip(tone + rng.normal(0, 0.03, mask.sum()), 0, 1)
+    out[mask] = np.clip(paint + rng.normal(0, 0.03, (mask.sum(), 1)), 0, 1)
     return out, mask
 
 
 def crack(image, rng, other=None):
-    size = image.shape[0]
-    mask = np.zeros(image.shape, bool)
+    size, shape = image.shape[0], image.shape[:2]
+    mask = np.zeros(shape, bool)
     position = rng.uniform(0.3 * size, 0.7 * size, 2)
     heading = rng.uniform(0, 2 * np.pi)
     branches = [(position, heading, int(rng.integers(25, 45)))]
@@ -149,16 +170,19 @@ def crack(image, rng, other=None):
             points.append(position)
             if rng.random() < 0.03 and len(branches) < 3:
                 branches.append((position, heading + rng.choice([-1, 1]) * 0.8, steps // 2))
-        mask |= _draw_polyline(np.array(points), image.shape)
+        mask |= _draw_polyline(np.array(points), shape)
     mask = ndimage.binary_dilation(mask)
     out = image.copy()
     out[mask] = image[mask] * 0.15
     return out, mask
 
 
+RUST = np.array((0.40, 0.18, 0.05), dtype=np.float32)
+
+
 def stain(image, rng, other=None):
     size = image.shape[0]
-    noise = ndimage.gaussian_filter(rng.normal(size=image.shape), sigma=size * 0.04)
+    noise = ndimage.gaussian_filter(rng.normal(size=image.shape[:2]), sigma=size * 0.04)
     yy, xx = np.mgrid[:size, :size]
     center = rng.uniform(0.25 * size, 0.75 * size, 2)
     radius = rng.uniform(0.08, 0.15) * size
@@ -173,7 +197,7 @@ def stain(image, rng, other=None):
         mask = labels == (1 + int(np.argmax(sizes)))
     strength = rng.uniform(0.45, 0.6)
     out = image.copy()
-    out[mask] = image[mask] * (1 - strength) + 0.05 * strength
+    out[mask] = image[mask] * (1 - strength) + strength * RUST
     return out, mask
 
 
@@ -182,10 +206,10 @@ def patch(image, rng, other):
     h, w = (rng.uniform(0.15, 0.28, 2) * size).astype(int)
     y, x = rng.integers(4, size - h - 4), rng.integers(4, size - w - 4)
     sy, sx = rng.integers(0, other.shape[0] - h), rng.integers(0, other.shape[1] - w)
-    mask = np.zeros(image.shape, bool)
+    mask = np.zeros(image.shape[:2], bool)
     mask[y : y + h, x : x + w] = True
     out = image.copy()
-    out[mask] = other[sy : sy + h, sx : sx + w].ravel()
+    out[y : y + h, x : x + w] = other[sy : sy + h, sx : sx + w]
     return out, mask
 
 
@@ -201,7 +225,7 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 def generate_category(category: str, folder: Path, spec: TexturesSpec) -> None:
     """Write one category in MVTec AD layout under ``folder``."""
     photo = photograph(category)
-    donor = photograph(CATEGORIES[(CATEGORIES.index(category) + 1) % len(CATEGORIES)])
+    donor = photograph(DONORS[category])
     rng = np.random.default_rng([spec.seed, CATEGORIES.index(category)])
     for i in range(spec.train_images):
         _save_png(
