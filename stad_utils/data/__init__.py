@@ -27,7 +27,18 @@ def dataset_root(profile: Profile) -> Path:
     raise ValueError(f"Unknown dataset {profile.dataset!r}: use 'textures' or 'mvtec'.")
 
 
+def load_splits(
+    root: str | Path, category: str, image_size: int | None, seed: int = 0
+) -> tuple[MVTecAD, MVTecAD, MVTecAD]:
+    """The (train, validation, test) datasets of one category, at one image size."""
+    return tuple(
+        MVTecAD(root, category, split, image_size=image_size, seed=seed)
+        for split in ("train", "val", "test")
+    )
+
+
 __all__ = [
+    "load_splits",
     "MVTecAD",
     "DatasetLayoutError",
     "categories",

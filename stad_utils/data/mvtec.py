@@ -208,6 +208,14 @@ class MVTecAD(Dataset):
     def labels(self) -> list[int]:
         return [int(kind != "good") for _, _, kind in self.items]
 
+    @property
+    def defect_types(self) -> list[str]:
+        return [kind for _, _, kind in self.items]
+
+    def masks(self) -> np.ndarray:
+        """All ground-truth masks as one uint8 array ``(N, H, W)`` in {0, 1} (for metrics)."""
+        return np.stack([self[i]["mask"][0].numpy().astype(np.uint8) for i in range(len(self))])
+
     def __repr__(self) -> str:
         return (
             f"MVTecAD(category={self.category!r}, split={self.split!r}, "

@@ -121,3 +121,30 @@ def anomaly_grid(
         a.set_title(name)
     fig.tight_layout()
     return fig
+
+
+def layer_maps_row(image, mask, layer_maps: dict, combined, size: float = 2.1):
+    """One image · its per-layer anomaly maps · their combination, in a row.
+
+    ``image`` (3, H, W); ``mask`` (1, H, W); ``layer_maps`` {name: (h_k, w_k)} at their
+    own resolutions (shown as they are, so the coarser grids are visible); ``combined``
+    (H, W). Each map has its own colour scale: the point is *where* each layer responds.
+    """
+    use_book_style()
+    panels = 2 + len(layer_maps)
+    fig, axes = plt.subplots(1, panels, figsize=(size * panels, size + 0.4), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(to_numpy_image(image))
+    outline_mask(axes[0], mask)
+    axes[0].set_title("image + ground truth")
+    for ax, (name, amap) in zip(axes[1:], layer_maps.items(), strict=False):
+        amap = to_numpy_image(amap)
+        ax.imshow(amap, cmap=ANOMALY_CMAP, interpolation="nearest")
+        ax.set_title(f"{name} ({amap.shape[0]}×{amap.shape[1]})")
+    axes[-1].imshow(to_numpy_image(combined), cmap=ANOMALY_CMAP)
+    outline_mask(axes[-1], mask)
+    axes[-1].set_title("product, upsampled")
+    for ax in axes:
+        _hide_axes(ax)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,6 @@
+"""The anomaly detectors, one file per method, on the shared :class:`Method` base."""
+
+from .base import METHODS, Method
+from .stfpm import STFPM
+
+__all__ = ["METHODS", "Method", "STFPM"]

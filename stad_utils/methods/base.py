@@ -1,0 +1,104 @@
+"""The interface every method shares: ``fit``, ``predict``, ``save``, ``load``.
+
+A method file reads like its section of the paper: it builds its networks in
+``__init__`` and defines ``loss(images)`` and ``anomaly_map(images)``. Everything else —
+training, batching, devices, checkpoints — lives here and in :mod:`stad_utils.train`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..train import TrainConfig, TrainHistory, fit, make_loader
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available by its ``name`` (command line, runner)."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+class Method(nn.Module):
+    """Base class of the anomaly detectors.
+
+    Subclasses set ``name``, store their constructor arguments in ``self.options`` (so
+    ``save``/``load`` can rebuild them) and implement:
+
+    * ``loss(images (B, 3, H, W)) -> scalar``: the training loss on good images;
+    * ``anomaly_map(images (B, 3, H, W)) -> (B, H, W)``: per-pixel anomaly scores.
+    """
+
+    name = "method"
+
+    def __init__(self, **options) -> None:
+        super().__init__()
+        self.options = options
+        self.history: TrainHistory | None = None
+
+    # -- to implement ------------------------------------------------------------------
+    def loss(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def anomaly_map(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def image_score(self, maps: torch.Tensor) -> torch.Tensor:
+        """Image-level score from anomaly maps ``(B, H, W) -> (B,)``: the maximum
+        (thesis eq. 5.5)."""
+        return maps.flatten(1).amax(dim=1)
+
+    # -- shared ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def fit(self, train_set: Dataset, val_set: Dataset | None, config: TrainConfig) -> TrainHistory:
+        """Train on good images (``train_set``), select the epoch on ``val_set``."""
+        self.history = fit(self, train_set, val_set, config)
+        return self.history
+
+    @torch.no_grad()
+    def predict(self, data, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Anomaly maps ``(N, H, W)`` and image scores ``(N,)`` as float32 arrays.
+
+        ``data`` is a dataset of dict samples, or a tensor of images ``(N, 3, H, W)``
+        in ``[0, 1]``.
+        """
+        self.eval()
+        if isinstance(data, torch.Tensor):
+            batches = [{"image": chunk} for chunk in data.split(batch_size)]
+        else:
+            batches = make_loader(data, batch_size, shuffle=False)
+        maps, scores = [], []
+        for batch in batches:
+            images = batch["image"].to(self.device)
+            amap = self.anomaly_map(images).float()
+            maps.append(amap.cpu())
+            scores.append(self.image_score(amap).cpu())
+        return torch.cat(maps).numpy(), torch.cat(scores).numpy()
+
+    def parameter_count(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def save(self, path: str | Path) -> Path:
+        """Save options and weights (teacher included, so ``load`` needs no download)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"name": self.name, "options": self.options, "state": self.state_dict()}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Method:
+        """Rebuild a saved method (of any registered kind when called on ``Method``)."""
+        saved = torch.load(path, map_location=device, weights_only=False)
+        method_cls = METHODS[saved["name"]] if cls is Method else cls
+        method = method_cls(**saved["options"], pretrained=False)
+        method.load_state_dict(saved["state"])
+        return method.to(device).eval()

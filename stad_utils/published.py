@@ -1,0 +1,147 @@
+"""Published MVTec AD numbers from the course's two sources, as data.
+
+Every table names its source; the chapters print them beside our measurements wherever
+the categories match. Categories use this package's folder names (``metal_nut``).
+
+Sources:
+
+* ``US_PRO`` — Uninformed Students, p = 65: area under the PRO curve up to FPR 0.3,
+  as presented in the talk on Bergmann et al. (2020), slide "Results on MVTec"
+  (``denguir2022talk``, ``bergmann2020uninformed``).
+* ``THESIS_*`` — Polidori (2022), §6.4 tables 6.4.1 (image AUROC), 6.4.2 (Dice at the
+  image-level F1-optimal threshold) and 6.1 (false bads / false goods), and table 6.2
+  (variance-only FVV). Setting: ResNet-18, 224×224, 3 students, layers 1/2/3, seed 42
+  (§6.3). The thesis reports no Grid results.
+* ``ANOMALIB_STFPM_*`` — anomalib's STFPM results as quoted in Polidori (2022),
+  Appendix B (accessed 2022-08-17), ResNet-18 and Wide ResNet-50.
+"""
+
+from __future__ import annotations
+
+CATEGORY_ORDER = (
+    "carpet", "grid", "leather", "tile", "wood", "bottle", "cable", "capsule", "hazelnut",
+    "metal_nut", "pill", "screw", "toothbrush", "transistor", "zipper",
+)  # fmt: skip
+
+SOURCES = {
+    "US_PRO": "Bergmann et al. (2020) via the talk (seed 000), slide 'Results on MVTec'",
+    "THESIS": "Polidori (2022), thesis §6.4, tables 6.4.1, 6.4.2, 6.1 and 6.2",
+    "ANOMALIB": "anomalib STFPM results quoted in Polidori (2022), Appendix B",
+}
+
+# Uninformed Students, p = 65, AU-PRO (FPR ≤ 0.3). Mean over the 15 categories: 0.857.
+US_PRO = {
+    "carpet": 0.695, "grid": 0.819, "leather": 0.819, "tile": 0.912, "wood": 0.725,
+    "bottle": 0.918, "cable": 0.865, "capsule": 0.916, "hazelnut": 0.937, "metal_nut": 0.895,
+    "pill": 0.935, "screw": 0.928, "toothbrush": 0.863, "transistor": 0.701, "zipper": 0.933,
+}  # fmt: skip
+
+# Thesis, image AUROC (table 6.4.1): method -> category -> value.
+THESIS_IMAGE_AUROC = {
+    "stfpm": {
+        "bottle": 0.997, "cable": 0.962, "capsule": 0.450, "carpet": 0.977, "hazelnut": 0.974,
+        "leather": 1.0, "metal_nut": 0.954, "pill": 0.516, "screw": 0.748, "tile": 0.983,
+        "toothbrush": 0.683, "transistor": 0.899, "zipper": 0.876, "wood": 0.993,
+    },
+    "fvv": {
+        "bottle": 0.997, "cable": 0.946, "capsule": 0.659, "carpet": 0.970, "hazelnut": 0.971,
+        "leather": 1.0, "metal_nut": 0.986, "pill": 0.720, "screw": 0.983, "tile": 0.995,
+        "toothbrush": 0.763, "transistor": 0.874, "zipper": 0.868, "wood": 0.996,
+    },
+    "simple_student": {
+        "bottle": 0.998, "cable": 0.943, "capsule": 0.544, "carpet": 0.963, "hazelnut": 0.998,
+        "leather": 0.997, "metal_nut": 0.558, "pill": 0.448, "screw": 0.956, "tile": 0.988,
+        "toothbrush": 0.619, "transistor": 0.814, "zipper": 0.912, "wood": 0.996,
+    },
+}  # fmt: skip
+
+# Thesis, Dice at the image-level F1-optimal threshold (table 6.4.2).
+THESIS_DICE = {
+    "stfpm": {
+        "bottle": 0.661, "cable": 0.513, "capsule": 0.0133, "carpet": 0.641, "hazelnut": 0.568,
+        "leather": 0.485, "pill": 0.0610, "metal_nut": 0.446, "screw": 0.120, "tile": 0.520,
+        "toothbrush": 0.057, "transistor": 0.611, "zipper": 0.446, "wood": 0.573,
+    },
+    "fvv": {
+        "bottle": 0.663, "cable": 0.542, "capsule": 0.219, "carpet": 0.642, "hazelnut": 0.591,
+        "leather": 0.507, "pill": 0.132, "metal_nut": 0.605, "screw": 0.257, "tile": 0.543,
+        "toothbrush": 0.126, "transistor": 0.587, "zipper": 0.448, "wood": 0.559,
+    },
+    "simple_student": {
+        "bottle": 0.555, "cable": 0.488, "capsule": 0.0137, "carpet": 0.594, "hazelnut": 0.610,
+        "leather": 0.478, "pill": 0.00157, "metal_nut": 0.0104, "screw": 0.238, "tile": 0.519,
+        "toothbrush": 0.0643, "transistor": 0.408, "zipper": 0.417, "wood": 0.570,
+    },
+}  # fmt: skip
+
+# Thesis, (false bads, false goods) at that threshold (table 6.1; "false bads/goods").
+# False bads are good images flagged defective; false goods are defective images passed.
+THESIS_FALSE_BADS_GOODS = {
+    "stfpm": {
+        "bottle": (1, 0), "cable": (6, 6), "capsule": (22, 0), "carpet": (1, 5),
+        "hazelnut": (11, 0), "leather": (0, 0), "metal_nut": (3, 5), "pill": (24, 0),
+        "screw": (24, 6), "tile": (3, 2), "toothbrush": (10, 0), "transistor": (4, 10),
+        "zipper": (10, 3), "wood": (0, 1),
+    },
+    "fvv": {
+        "bottle": (1, 0), "cable": (10, 5), "capsule": (15, 3), "carpet": (1, 4),
+        "hazelnut": (6, 2), "leather": (0, 0), "metal_nut": (2, 3), "pill": (21, 3),
+        "screw": (0, 5), "tile": (1, 3), "toothbrush": (7, 1), "transistor": (5, 12),
+        "zipper": (10, 6), "wood": (0, 1),
+    },
+    "simple_student": {
+        "bottle": (2, 1), "cable": (11, 8), "capsule": (22, 0), "carpet": (0, 7),
+        "hazelnut": (0, 4), "leather": (1, 0), "metal_nut": (21, 0), "pill": (26, 0),
+        "screw": (4, 5), "tile": (1, 4), "toothbrush": (10, 0), "transistor": (22, 5),
+        "zipper": (9, 2), "wood": (0, 1),
+    },
+}  # fmt: skip
+
+# Thesis table 6.2: FVV scored by ensemble variance only (two categories reported).
+THESIS_VARIANCE_ONLY = {
+    "capsule": {"image_auroc": 0.786, "dice": 0.113, "false_bads_goods": (13, 0)},
+    "hazelnut": {"image_auroc": 0.995, "dice": 0.689, "false_bads_goods": (2, 0)},
+}
+
+_ORDER = CATEGORY_ORDER
+# anomalib STFPM (Appendix B of the thesis): image and pixel AUROC per backbone.
+ANOMALIB_STFPM_IMAGE_AUROC = {
+    "resnet18": dict(zip(_ORDER, (0.954, 0.982, 0.989, 0.949, 0.961, 0.979, 0.838, 0.759,
+                                  0.999, 0.956, 0.705, 0.835, 0.997, 0.853, 0.645), strict=True)),
+    "wide_resnet50_2": dict(zip(_ORDER, (0.957, 0.977, 0.981, 0.976, 0.939, 0.987, 0.878, 0.732,
+                                         0.995, 0.973, 0.652, 0.825, 0.5, 0.875, 0.899),
+                                strict=True)),
+}  # fmt: skip
+ANOMALIB_STFPM_PIXEL_AUROC = {
+    "resnet18": dict(zip(_ORDER, (0.986, 0.988, 0.991, 0.946, 0.949, 0.971, 0.898, 0.962,
+                                  0.981, 0.942, 0.878, 0.983, 0.983, 0.838, 0.972), strict=True)),
+    "wide_resnet50_2": dict(zip(_ORDER, (0.987, 0.989, 0.980, 0.966, 0.956, 0.966, 0.913, 0.956,
+                                         0.974, 0.961, 0.946, 0.988, 0.178, 0.807, 0.980),
+                                strict=True)),
+}  # fmt: skip
+
+
+def published_for(method: str, category: str) -> list[dict]:
+    """Every published number for ``method`` on ``category``: rows of
+    ``{"metric", "value", "source"}`` (empty when the sources have none)."""
+    rows = []
+    if method in THESIS_IMAGE_AUROC and category in THESIS_IMAGE_AUROC[method]:
+        bads, goods = THESIS_FALSE_BADS_GOODS[method][category]
+        rows += [
+            {"metric": "image_auroc", "value": THESIS_IMAGE_AUROC[method][category],
+             "source": SOURCES["THESIS"]},
+            {"metric": "dice", "value": THESIS_DICE[method][category],
+             "source": SOURCES["THESIS"]},
+            {"metric": "false_bads", "value": bads, "source": SOURCES["THESIS"]},
+            {"metric": "false_goods", "value": goods, "source": SOURCES["THESIS"]},
+        ]  # fmt: skip
+    if method == "stfpm" and category in ANOMALIB_STFPM_IMAGE_AUROC["resnet18"]:
+        rows += [
+            {"metric": "image_auroc", "value": ANOMALIB_STFPM_IMAGE_AUROC["resnet18"][category],
+             "source": SOURCES["ANOMALIB"] + " (ResNet-18)"},
+            {"metric": "pixel_auroc", "value": ANOMALIB_STFPM_PIXEL_AUROC["resnet18"][category],
+             "source": SOURCES["ANOMALIB"] + " (ResNet-18)"},
+        ]  # fmt: skip
+    if method == "uninformed_students" and category in US_PRO:
+        rows.append({"metric": "au_pro", "value": US_PRO[category], "source": SOURCES["US_PRO"]})
+    return rows

@@ -1,0 +1,238 @@
+"""One experiment, end to end: train a method on a category, evaluate it, write it down.
+
+The command line (``python -m stad_utils fit``), the benchmarks and the chapters'
+comparison tables all go through :func:`run`, so a number printed anywhere can be
+reproduced from the command line with the same data and seed.
+
+An output folder holds::
+
+    DIR/report.json      flat metrics + timings + the full configuration
+    DIR/model.pt         the trained method (``Method.load``)
+    DIR/checkpoint/      the training checkpoint (an interrupted run resumes from it)
+    DIR/figures/*.png    loss curve, ROC/PRO curves, score histogram, example maps
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import get_profile, pick_device
+from .data import load_splits
+from .methods import METHODS, Method
+from .metrics import MetricsReport, evaluate
+from .train import TrainConfig
+
+REPORT_KEYS = (
+    "method",
+    "category",
+    "image_auroc",
+    "pixel_auroc",
+    "au_pro",
+    "dice",
+    "threshold",
+    "false_goods",
+    "false_bads",
+    "train_seconds",
+    "train_images_per_second",
+    "predict_seconds_per_image",
+    "parameters",
+    "profile",
+    "device",
+    "seed",
+)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one run. ``None`` fields take the profile's value."""
+
+    method: str
+    data: str
+    category: str
+    out: str | None = None
+    profile: str | None = None
+    backbone: str | None = None
+    image_size: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    device: str | None = None
+    method_options: dict = field(default_factory=dict)
+    figures: bool = True
+
+    def resolved(self) -> RunConfig:
+        """A copy with every ``None`` replaced by the profile's setting."""
+        profile = get_profile(self.profile)
+        values = asdict(self)
+        for key in ("backbone", "image_size", "epochs", "batch_size", "lr", "seed"):
+            if values[key] is None:
+                values[key] = getattr(profile, key)
+        values["profile"] = profile.name
+        if values["method"] not in METHODS:
+            raise ValueError(
+                f"Unknown method {values['method']!r}: choose one of {', '.join(sorted(METHODS))}."
+            )
+        return RunConfig(**values)
+
+    def train_config(self, device: torch.device) -> TrainConfig:
+        profile = get_profile(self.profile)
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=profile.momentum,
+            weight_decay=profile.weight_decay,
+            seed=self.seed,
+            device=device.type,
+            checkpoint_dir=str(Path(self.out) / "checkpoint") if self.out else None,
+        )
+
+    def build_method(self) -> Method:
+        return METHODS[self.method](backbone=self.backbone, seed=self.seed, **self.method_options)
+
+
+def predict_timed(method: Method, dataset) -> tuple[np.ndarray, np.ndarray, float]:
+    """Anomaly maps, image scores and the mean seconds per image of ``predict``."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    maps, scores = method.predict(dataset)
+    seconds = time.perf_counter() - started
+    return maps, scores, seconds / max(len(dataset), 1)
+
+
+def flat_report(config: RunConfig, metrics: MetricsReport, method: Method, extra: dict) -> dict:
+    """The report's flat keys (DESIGN.md §8) followed by the full configuration."""
+    report = {
+        "method": config.method,
+        "category": config.category,
+        **{k: _plain(v) for k, v in metrics.to_dict().items()},
+        **extra,
+        "parameters": method.parameter_count(),
+        "profile": config.profile,
+        "seed": config.seed,
+    }
+    report = {key: report[key] for key in REPORT_KEYS}
+    report["config"] = asdict(config)
+    report["versions"] = {
+        "stad_utils": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    return report
+
+
+def _plain(value):
+    """numpy scalars → Python numbers, for JSON."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def run(config: RunConfig) -> dict:
+    """Train, evaluate and (if ``config.out``) save one method on one category."""
+    config = config.resolved()
+    device = pick_device(config.device)
+    train_set, val_set, test_set = load_splits(
+        config.data, config.category, config.image_size, config.seed
+    )
+    method = config.build_method()
+    history = method.fit(train_set, val_set, config.train_config(device))
+    maps, scores, seconds_per_image = predict_timed(method, test_set)
+    metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
+    report = flat_report(
+        config,
+        metrics,
+        method,
+        {
+            "train_seconds": history.seconds,
+            "train_images_per_second": history.images_per_second,
+            "predict_seconds_per_image": seconds_per_image,
+            "device": device.type,
+        },
+    )
+    report["history"] = history.to_dict()
+    if config.out:
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        method.save(out / "model.pt")
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        if config.figures:
+            save_figures(out / "figures", method, history, test_set, maps, metrics)
+    return report
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | None = None,
+    category: str | None = None,
+    device: str | None = None,
+) -> dict:
+    """Re-evaluate a saved run (optionally on another dataset folder or category)."""
+    run_dir = Path(run_dir)
+    saved = json.loads((run_dir / "report.json").read_text())
+    config = RunConfig(**saved["config"])
+    config.data = data or config.data
+    config.category = category or config.category
+    device_ = pick_device(device)
+    method = Method.load(run_dir / "model.pt", device=device_)
+    _, _, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
+    maps, scores, seconds_per_image = predict_timed(method, test_set)
+    metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
+    extra = {
+        "train_seconds": saved["train_seconds"],
+        "train_images_per_second": saved["train_images_per_second"],
+        "predict_seconds_per_image": seconds_per_image,
+        "device": device_.type,
+    }
+    return flat_report(config, metrics, method, extra)
+
+
+def save_figures(folder: Path, method, history, test_set, maps, metrics: MetricsReport) -> None:
+    """The run's figures as PNG files (the same functions the chapters use)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .viz.curves import plot_report_curves
+    from .viz.grids import anomaly_grid
+    from .viz.training import plot_loss_curve, plot_score_histogram
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(test_set.labels)
+    examples = _examples(test_set.defect_types)
+    figures = {
+        "loss.png": plot_loss_curve(history),
+        "curves.png": plot_report_curves(metrics),
+        "scores.png": plot_score_histogram(metrics.image_scores, labels, metrics.threshold),
+        "examples.png": anomaly_grid(
+            [test_set[i]["image"] for i in examples],
+            [test_set[i]["mask"] for i in examples],
+            maps[examples],
+            titles=[test_set.defect_types[i] for i in examples],
+            threshold=metrics.threshold,
+        ),
+    }
+    for name, figure in figures.items():
+        figure.savefig(folder / name, bbox_inches="tight")
+        plt.close(figure)
+
+
+def _examples(defect_types: list[str]) -> list[int]:
+    """The first image of every defect type (good first)."""
+    first = {}
+    for index, kind in enumerate(defect_types):
+        first.setdefault(kind, index)
+    return (
+        [first["good"], *(i for k, i in first.items() if k != "good")]
+        if "good" in first
+        else list(first.values())
+    )
