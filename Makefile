@@ -32,7 +32,7 @@ data: $(STAMP)
 	$(BIN)/python -m stad_utils data
 
 book: data
-	$(JB) build .
+	STAD_HEADLESS=1 $(JB) build .
 	@echo "Open _build/html/index.html"
 
 lint: $(STAMP)

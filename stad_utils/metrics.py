@@ -485,7 +485,7 @@ def au_pro(anomaly_maps, masks, fpr_limit: float = 0.3) -> tuple[float, ProCurve
     """
     limit = _check_fpr_limit(fpr_limit)
     curve = pro_curve(anomaly_maps, masks)
-    return area_under_curve(curve.fpr, curve.pro, limit) / limit, curve
+    return float(area_under_curve(curve.fpr, curve.pro, limit) / limit), curve
 
 
 # ----------------------------------------------------------------------------------------

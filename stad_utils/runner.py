@@ -136,6 +136,24 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def evaluate_method(
+    method: Method, test_set, config: RunConfig, device: torch.device, history=None
+) -> tuple[dict, MetricsReport, np.ndarray]:
+    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps)."""
+    maps, scores, seconds_per_image = predict_timed(method, test_set)
+    metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
+    extra = {
+        "train_seconds": history.seconds if history else None,
+        "train_images_per_second": history.images_per_second if history else None,
+        "predict_seconds_per_image": seconds_per_image,
+        "device": device.type,
+    }
+    report = flat_report(config, metrics, method, extra)
+    if history is not None:
+        report["history"] = history.to_dict()
+    return report, metrics, maps
+
+
 def run(config: RunConfig) -> dict:
     """Train, evaluate and (if ``config.out``) save one method on one category."""
     config = config.resolved()
@@ -145,20 +163,7 @@ def run(config: RunConfig) -> dict:
     )
     method = config.build_method()
     history = method.fit(train_set, val_set, config.train_config(device))
-    maps, scores, seconds_per_image = predict_timed(method, test_set)
-    metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
-    report = flat_report(
-        config,
-        metrics,
-        method,
-        {
-            "train_seconds": history.seconds,
-            "train_images_per_second": history.images_per_second,
-            "predict_seconds_per_image": seconds_per_image,
-            "device": device.type,
-        },
-    )
-    report["history"] = history.to_dict()
+    report, metrics, maps = evaluate_method(method, test_set, config, device, history)
     if config.out:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -167,6 +172,32 @@ def run(config: RunConfig) -> dict:
         if config.figures:
             save_figures(out / "figures", method, history, test_set, maps, metrics)
     return report
+
+
+COMPARISON_COLUMNS = (
+    ("image_auroc", "image AUROC", "{:.3f}"),
+    ("pixel_auroc", "pixel AUROC", "{:.3f}"),
+    ("au_pro", "AU-PRO", "{:.3f}"),
+    ("dice", "Dice", "{:.3f}"),
+    ("false_goods", "false goods", "{:.3g}"),
+    ("false_bads", "false bads", "{:.3g}"),
+    ("train_seconds", "training s", "{:.1f}"),
+    ("parameters", "parameters", "{:,}"),
+)
+
+
+def comparison_table(reports: dict[str, dict]) -> str:
+    """A Markdown table comparing runs (one row per name) on the same data and seed."""
+    header = "| method | " + " | ".join(title for _, title, _ in COMPARISON_COLUMNS) + " |\n"
+    header += "|---|" + "---:|" * len(COMPARISON_COLUMNS) + "\n"
+    rows = ""
+    for name, report in reports.items():
+        cells = [
+            "–" if report.get(key) is None else fmt.format(report[key])
+            for key, _, fmt in COMPARISON_COLUMNS
+        ]
+        rows += f"| {name} | " + " | ".join(cells) + " |\n"
+    return header + rows
 
 
 def evaluate_run(
@@ -184,15 +215,10 @@ def evaluate_run(
     device_ = pick_device(device)
     method = Method.load(run_dir / "model.pt", device=device_)
     _, _, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
-    maps, scores, seconds_per_image = predict_timed(method, test_set)
-    metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
-    extra = {
-        "train_seconds": saved["train_seconds"],
-        "train_images_per_second": saved["train_images_per_second"],
-        "predict_seconds_per_image": seconds_per_image,
-        "device": device_.type,
-    }
-    return flat_report(config, metrics, method, extra)
+    report, _, _ = evaluate_method(method, test_set, config, device_)
+    report["train_seconds"] = saved["train_seconds"]
+    report["train_images_per_second"] = saved["train_images_per_second"]
+    return report
 
 
 def save_figures(folder: Path, method, history, test_set, maps, metrics: MetricsReport) -> None:

@@ -30,6 +30,7 @@ def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
     # A non-interactive backend inherited from the shell (e.g. MPLBACKEND=Agg) would
     # stop the kernel from displaying figures; let ipykernel choose its inline one.
     os.environ.pop("MPLBACKEND", None)
+    os.environ["STAD_HEADLESS"] = "1"  # explorers draw lazily (see viz.style.interactive_figure)
     try:
         papermill.execute_notebook(
             str(source),
@@ -38,6 +39,10 @@ def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
             cwd=str(NOTEBOOKS),
             kernel_name="python3",
             progress_bar=False,
+            # A finite per-cell timeout also makes nbclient poll for replies instead of
+            # blocking on one read, which can hang forever after a widget is displayed
+            # (jupyter/nbclient#312).
+            execution_timeout=900,
         )
     finally:
         if env_before is None:

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
 def built_book():
     shutil.rmtree(REPO / "_build", ignore_errors=True)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    env = {**os.environ, "STAD_PROFILE": "quick"}
+    env = {**os.environ, "STAD_PROFILE": "quick", "STAD_HEADLESS": "1"}
     env.pop("MPLBACKEND", None)  # figures must render inline in the executed chapters
     result = subprocess.run(
         [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],

@@ -30,7 +30,8 @@ H, W = 16, 20
 
 
 @pytest.fixture(autouse=True)
-def _close_figures():
+def _close_figures(monkeypatch):
+    monkeypatch.delenv("STAD_HEADLESS", raising=False)  # tests model a live notebook
     yield
     plt.close("all")
 
@@ -488,3 +489,18 @@ def test_prediction_grid_is_anomaly_grid_at_the_threshold():
     fig = E.prediction_grid(images, masks, maps, threshold)  # default: 4 spread images
     assert len(fig.axes) == 4 * 5
     assert fig.axes[0].get_ylabel().startswith("image 0")
+
+
+def test_explorers_draw_lazily_when_headless(monkeypatch):
+    """STAD_HEADLESS=1 (book builds, tests): no drawing until a control is used."""
+    images, masks, maps = make_set(5)
+    calls = []
+    monkeypatch.setattr(E, "plot_prediction", lambda *a, **k: calls.append(a) or plt.figure())
+    monkeypatch.setenv("STAD_HEADLESS", "1")
+    widget = E.prediction_explorer(images, masks, maps)
+    assert calls == [] and widget.manual
+    widget.update()  # what the "draw" button does
+    assert len(calls) == 1
+    monkeypatch.setenv("STAD_HEADLESS", "0")
+    E.prediction_explorer(images, masks, maps)
+    assert len(calls) == 2  # a live notebook draws at once

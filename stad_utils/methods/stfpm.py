@@ -41,22 +41,28 @@ def pyramid_loss(teacher_features: dict, student_features: dict) -> torch.Tensor
     )
 
 
+def combine_layer_maps(layer_maps, size: tuple[int, int]) -> torch.Tensor:
+    """Thesis §5.4.1: upsample each ``(B, h_k, w_k)`` map bilinearly to ``size`` and
+    multiply them element-wise → ``(B, H, W)``."""
+    combined = None
+    for layer_map in layer_maps:
+        up = F.interpolate(layer_map.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
+        combined = up.squeeze(1) if combined is None else combined * up.squeeze(1)
+    return combined
+
+
 def pyramid_anomaly_map(
     teacher_features: dict, student_features: dict, size: tuple[int, int]
 ) -> torch.Tensor:
-    """STFPM's anomaly map (thesis §4.4.5, §5.4.1): per-layer maps of eq. 4.15,
+    """STFPM's anomaly map (thesis §4.4.5, §5.4.1): the per-layer maps of eq. 4.15,
     upsampled bilinearly to the input ``size`` and multiplied element-wise.
 
     Returns ``(B, H, W)``.
     """
-    combined = None
-    for k in teacher_features:
-        layer_map = normalized_distance(teacher_features[k], student_features[k])
-        layer_map = F.interpolate(
-            layer_map.unsqueeze(1), size=size, mode="bilinear", align_corners=False
-        ).squeeze(1)
-        combined = layer_map if combined is None else combined * layer_map
-    return combined
+    return combine_layer_maps(
+        [normalized_distance(teacher_features[k], student_features[k]) for k in teacher_features],
+        size,
+    )
 
 
 @register

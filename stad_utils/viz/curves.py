@@ -15,7 +15,14 @@ from matplotlib.colors import to_rgb
 
 from stad_utils import metrics
 
-from .style import ANOMALY_CMAP, DEFECT_COLOR, GOOD_COLOR, MASK_COLOR, use_book_style
+from .style import (
+    ANOMALY_CMAP,
+    DEFECT_COLOR,
+    GOOD_COLOR,
+    MASK_COLOR,
+    interactive_figure,
+    use_book_style,
+)
 
 __all__ = [
     "plot_roc",
@@ -287,7 +294,7 @@ def threshold_explorer(anomaly_maps, masks, thresholds: Sequence[float] | None =
         display(fig)
         plt.close(fig)
 
-    return widgets.interactive(show, threshold=slider)
+    return interactive_figure(show, threshold=slider)
 
 
 def plot_f1_curve(thresholds, f1, best: float | None = None, ax=None):

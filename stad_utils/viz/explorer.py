@@ -19,7 +19,7 @@ import numpy as np
 from stad_utils import metrics
 
 from .grids import _hide_axes, anomaly_grid, outline_mask
-from .style import ANOMALY_CMAP, to_numpy_image, use_book_style
+from .style import ANOMALY_CMAP, interactive_figure, to_numpy_image, use_book_style
 
 __all__ = ["plot_prediction", "prediction_explorer", "prediction_grid"]
 
@@ -167,7 +167,7 @@ def prediction_explorer(
         display(fig)
         plt.close(fig)
 
-    return widgets.interactive(show, index=index_slider, threshold=threshold_slider)
+    return interactive_figure(show, index=index_slider, threshold=threshold_slider)
 
 
 def prediction_grid(

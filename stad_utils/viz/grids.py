@@ -148,3 +148,44 @@ def layer_maps_row(image, mask, layer_maps: dict, combined, size: float = 2.1):
         _hide_axes(ax)
     fig.tight_layout()
     return fig
+
+
+def maps_side_by_side(
+    images, masks, columns: dict, titles: Sequence[str] | None = None, size: float = 1.9
+):
+    """Rows of image (ground truth outlined) · one map per named column.
+
+    ``images`` (N, 3, H, W); ``masks`` (N, 1, H, W); ``columns`` {name: maps (N, H, W)}.
+    Each column has its own colour scale, shared by its rows (the terms being compared
+    have different units), so brightness compares down a column, not across.
+    """
+    use_book_style()
+    names = list(columns)
+    stacks = {k: np.stack([to_numpy_image(m) for m in columns[k]]) for k in names}
+    fig, axes = plt.subplots(
+        len(images),
+        1 + len(names),
+        figsize=(size * (1 + len(names)), size * len(images) + 0.3),
+        squeeze=False,
+    )
+    for row, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        axes[row, 0].imshow(to_numpy_image(image))
+        outline_mask(axes[row, 0], mask)
+        if titles:
+            axes[row, 0].set_ylabel(titles[row], fontsize=9)
+        for col, name in enumerate(names, start=1):
+            stack = stacks[name]
+            axes[row, col].imshow(
+                stack[row],
+                cmap=ANOMALY_CMAP,
+                vmin=float(stack.min()),
+                vmax=float(np.percentile(stack, 99.9)),
+            )
+            outline_mask(axes[row, col], mask, linewidth=0.8)
+    for ax in axes.ravel():
+        _hide_axes(ax)
+    axes[0, 0].set_title("image")
+    for col, name in enumerate(names, start=1):
+        axes[0, col].set_title(name)
+    fig.tight_layout()
+    return fig

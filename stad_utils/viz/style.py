@@ -39,3 +39,23 @@ def to_numpy_image(image) -> np.ndarray:
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     return np.clip(image, 0, 1) if image.ndim == 3 else image
+
+
+HEADLESS_ENV = "STAD_HEADLESS"
+
+
+def interactive_figure(show, **controls):
+    """``ipywidgets.interactive(show, **controls)``, rendered lazily when headless.
+
+    Executing a notebook without a front end (Jupyter Book, papermill, the tests) cannot
+    use a widget, and an Output widget filled during execution can leave nbclient waiting
+    forever for a reply (jupyter/nbclient#312). With ``STAD_HEADLESS=1`` (set by
+    ``make book`` and the tests) the function is therefore not run until a control
+    changes; in a live notebook the explorer draws at once, as usual.
+    """
+    import os
+
+    import ipywidgets as widgets
+
+    manual = os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+    return widgets.interactive(show, {"manual": manual, "manual_name": "draw"}, **controls)
