@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/nbstripout --verify notebooks/*.ipynb
 
 test: data lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=12
 
 student: $(STAMP)
 	$(BIN)/python tools/make_student_copies.py --out student notebooks/*.ipynb

@@ -164,3 +164,14 @@ def describe(profile: Profile, device: torch.device) -> str:
         f"backbone: {profile.backbone} | image size: {profile.image_size} | "
         f"device: {device.type}"
     )
+
+
+def progress_bar(*args, **kwargs):
+    """A tqdm progress bar: the notebook widget in a live notebook, plain text when
+    headless (``STAD_HEADLESS=1``: book builds and tests execute notebooks without a
+    front end, where widget traffic only adds risk; see ``viz.style.interactive_figure``)."""
+    if os.environ.get("STAD_HEADLESS", "") not in ("", "0"):
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(*args, **kwargs)

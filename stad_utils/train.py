@@ -18,9 +18,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from .config import seed_everything
+from .config import progress_bar, seed_everything
 
 
 class DivergenceError(RuntimeError):
@@ -36,6 +35,7 @@ class TrainConfig:
     lr: float = 0.4
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    optimizer: str = "sgd"  # "sgd" (STFPM) or "adam" (the Uninformed Students networks)
     seed: int = 42
     device: str = "cpu"
     checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
@@ -74,6 +74,26 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, generator=None
 def _prepare(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def _make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}.")
+
+
+def _batch_loss(method, batch: dict, device: torch.device, config: TrainConfig):
+    """(loss, number of samples) of one batch. Methods train on ``batch["image"]``;
+    a model with its own kind of batch (e.g. triplets of patches) defines
+    ``batch_loss(batch, device) -> (loss, count)``."""
+    if hasattr(method, "batch_loss"):
+        return method.batch_loss(batch, device)
+    images = _prepare(batch["image"], device, config.channels_last)
+    return method.loss(images), images.shape[0]
 
 
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, config: TrainConfig) -> None:
@@ -131,9 +151,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
     parameters = [p for p in method.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError(f"{type(method).__name__} has no trainable parameters.")
-    optimizer = torch.optim.SGD(
-        parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    optimizer = _make_optimizer(parameters, config)
     use_amp = _use_amp(config)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     shuffle_generator = torch.Generator().manual_seed(config.seed)
@@ -160,7 +178,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
         start_epoch = state["epoch"] + 1
         print(f"Resuming from {checkpoint} after epoch {start_epoch}.")
 
-    bar = tqdm(
+    bar = progress_bar(
         range(start_epoch, config.epochs),
         initial=start_epoch,
         total=config.epochs,
@@ -171,9 +189,8 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
         method.train()
         started, epoch_loss, batches = time.perf_counter(), 0.0, 0
         for step, batch in enumerate(train_loader):
-            images = _prepare(batch["image"], device, config.channels_last)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = method.loss(images)
+                loss, count = _batch_loss(method, batch, device, config)
             _check_finite(loss, epoch, step, config)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -181,7 +198,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
             scaler.update()
             epoch_loss += loss.item()
             batches += 1
-            history.images_seen += images.shape[0]
+            history.images_seen += count
         history.seconds += time.perf_counter() - started
         history.loss.append(epoch_loss / max(batches, 1))
         postfix = {"loss": f"{history.loss[-1]:.4f}"}

@@ -504,3 +504,41 @@ def test_explorers_draw_lazily_when_headless(monkeypatch):
     monkeypatch.setenv("STAD_HEADLESS", "0")
     E.prediction_explorer(images, masks, maps)
     assert len(calls) == 2  # a live notebook draws at once
+
+
+def test_descriptor_pca_image_orders_components_by_variance():
+    rng = np.random.default_rng(0)
+    strong = np.repeat(np.linspace(-5, 5, 8)[None, :], 8, axis=0)  # a horizontal ramp
+    descriptors = np.stack([strong, 0.01 * rng.normal(size=(8, 8)), np.zeros((8, 8))])
+    rgb = G.descriptor_pca_image(descriptors)
+    assert rgb.shape == (8, 8, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    red = rgb[..., 0]  # the first component follows the ramp (up to sign)
+    assert abs(np.corrcoef(red[0], np.arange(8))[0, 1]) > 0.99
+
+
+def test_triplet_and_descriptor_figures():
+    triplet = {k: torch.rand(3, 9, 9) for k in ("anchor", "positive", "negative")}
+    fig = G.triplet_grid([triplet, triplet])
+    assert len(fig.axes) == 6 and fig.axes[0].get_ylabel() == "anchor"
+    fig = G.image_and_descriptor_pca(
+        torch.rand(2, 3, 8, 8), np.random.rand(2, 5, 8, 8), titles=["a", "b"]
+    )
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "a"
+
+
+def test_maps_side_by_side_scales_each_column_separately():
+    images, masks = torch.rand(2, 3, 8, 8), torch.zeros(2, 1, 8, 8)
+    small, large = np.random.rand(2, 8, 8) * 0.01, np.random.rand(2, 8, 8) * 100
+    fig = G.maps_side_by_side(images, masks, {"e": large, "v": small})
+    assert len(fig.axes) == 6
+    assert fig.axes[1].images[0].get_clim()[1] > 1 > fig.axes[2].images[0].get_clim()[1]
+
+
+def test_plot_loss_parts_one_panel_per_term():
+    parts = [{"distillation": 10 - i, "metric": 1 / (i + 1), "total": 11 - i} for i in range(30)]
+    fig = T.plot_loss_parts(parts, smooth=5)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["distillation", "metric", "total"]
+    raw = fig.axes[0].lines[0].get_ydata()
+    assert list(raw) == [10 - i for i in range(30)]
+    assert len(fig.axes[0].lines[1].get_ydata()) == 26  # moving average of 5

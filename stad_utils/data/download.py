@@ -25,7 +25,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ..config import progress_bar
+
+
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def download_file(
         mode = "ab" if resumed else "wb"
         with (
             open(partial, mode) as out,
-            tqdm(
+            progress_bar(
                 total=total,
                 initial=offset,
                 unit="B",

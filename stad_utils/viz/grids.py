@@ -189,3 +189,103 @@ def maps_side_by_side(
         axes[0, col].set_title(name)
     fig.tight_layout()
     return fig
+
+
+def pooling_offsets(size: int = 8, stride: int = 2, panel: float = 2.3):
+    """The ``stride²`` shifted pooling grids of one ``stride × stride`` pooling layer.
+
+    One panel per offset ``(i, j)``, ``0 ≤ i, j < stride``: a ``size × size`` pixel grid
+    (thin lines) with the pooling cells whose top-left corners are ``(i + stride·y,
+    j + stride·x)`` filled in two alternating tints; pixels no cell of that offset covers
+    are grey. Patches whose top-left corners differ by ``(i, j)`` (mod ``stride``) need the
+    grid of offset ``(i, j)`` (thesis Fig. 4.16).
+    """
+    from matplotlib.patches import Rectangle
+
+    use_book_style()
+    n = stride * stride
+    fig, axes = plt.subplots(1, n, figsize=(panel * n, panel + 0.35), squeeze=False)
+    tints = ("#9ecae1", "#fdae6b")
+    for ax, (i, j) in zip(
+        axes[0], [(i, j) for i in range(stride) for j in range(stride)], strict=True
+    ):
+        ax.add_patch(Rectangle((0, 0), size, size, facecolor="0.85", edgecolor="none"))
+        cells_y = (size - i) // stride
+        cells_x = (size - j) // stride
+        for y in range(cells_y):
+            for x in range(cells_x):
+                ax.add_patch(
+                    Rectangle(
+                        (j + stride * x, i + stride * y),
+                        stride,
+                        stride,
+                        facecolor=tints[(x + y) % 2],
+                        edgecolor="#08306b",
+                        linewidth=1.4,
+                    )
+                )
+        for k in range(size + 1):
+            ax.plot([0, size], [k, k], color="white", linewidth=0.5, alpha=0.8)
+            ax.plot([k, k], [0, size], color="white", linewidth=0.5, alpha=0.8)
+        ax.set_xlim(-0.1, size + 0.1)
+        ax.set_ylim(size + 0.1, -0.1)  # row 0 at the top, like an image
+        ax.set_aspect("equal")
+        _hide_axes(ax)
+        ax.set_title(f"offset ({i}, {j}): {cells_y}×{cells_x} cells")
+    fig.tight_layout()
+    return fig
+
+
+def triplet_grid(triplets: Sequence[dict], size: float = 1.5):
+    """Columns of (anchor p, positive p⁺, negative p⁻) patches, one column per triplet.
+
+    ``triplets``: samples of :class:`~stad_utils.data.patches.TripletPatches`.
+    """
+    use_book_style()
+    rows = ("anchor", "positive", "negative")
+    fig, axes = plt.subplots(
+        3, len(triplets), figsize=(size * len(triplets), size * 3 + 0.2), squeeze=False
+    )
+    for col, triplet in enumerate(triplets):
+        for row, key in enumerate(rows):
+            axes[row, col].imshow(to_numpy_image(triplet[key]))
+            _hide_axes(axes[row, col])
+    for row, key in enumerate(rows):
+        axes[row, 0].set_ylabel(key)
+    fig.tight_layout()
+    return fig
+
+
+def descriptor_pca_image(descriptors) -> np.ndarray:
+    """Dense descriptors ``(C, H, W)`` → an RGB image ``(H, W, 3)``: their first three
+    principal components, each scaled to [0, 1] (robustly, 1st–99th percentile)."""
+    d = np.asarray(descriptors, dtype=np.float64)
+    flat = d.reshape(d.shape[0], -1).T
+    flat = flat - flat.mean(axis=0)
+    _, _, components = np.linalg.svd(flat, full_matrices=False)
+    projected = flat @ components[:3].T
+    low, high = np.percentile(projected, [1, 99], axis=0)
+    rgb = np.clip((projected - low) / np.maximum(high - low, 1e-12), 0, 1)
+    return rgb.reshape(*d.shape[1:], 3)
+
+
+def image_and_descriptor_pca(
+    images, descriptors, titles: Sequence[str] | None = None, size: float = 2.2
+):
+    """Top row: images ``(N, 3, H, W)``; bottom: their dense descriptors ``(N, C, H, W)``
+    as colour (:func:`descriptor_pca_image`, one PCA per image)."""
+    use_book_style()
+    fig, axes = plt.subplots(
+        2, len(images), figsize=(size * len(images), 2 * size + 0.3), squeeze=False
+    )
+    for i, (image, desc) in enumerate(zip(images, descriptors, strict=True)):
+        axes[0, i].imshow(to_numpy_image(image))
+        axes[1, i].imshow(descriptor_pca_image(desc))
+        if titles:
+            axes[0, i].set_title(titles[i])
+        for ax in axes[:, i]:
+            _hide_axes(ax)
+    axes[0, 0].set_ylabel("image")
+    axes[1, 0].set_ylabel("descriptors (PCA)")
+    fig.tight_layout()
+    return fig

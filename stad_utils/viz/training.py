@@ -24,7 +24,7 @@ from stad_utils import metrics
 from .curves import CURVE_COLORS
 from .style import DEFECT_COLOR, GOOD_COLOR, use_book_style
 
-__all__ = ["plot_loss_curve", "plot_score_histogram", "plot_per_defect_scores"]
+__all__ = ["plot_loss_curve", "plot_score_histogram", "plot_per_defect_scores", "plot_loss_parts"]
 
 LOSS_COLOR = CURVE_COLORS[0]
 VALIDATION_COLOR = DEFECT_COLOR
@@ -362,5 +362,31 @@ def plot_per_defect_scores(
         title = f"{title} (threshold {threshold:.3g}, dashed)"
     ax.set_xlabel("image score")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_parts(parts, smooth: int = 10, title: str = "teacher pre-training"):
+    """One panel per loss term of a list of per-step dicts (e.g. ``PatchTeacher.parts``),
+    raw values faint and a moving average of ``smooth`` steps on top."""
+    use_book_style()
+    keys = list(parts[0])
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = np.array([p[key] for p in parts], dtype=float)
+        steps = np.arange(1, len(values) + 1)
+        ax.plot(steps, values, color=GOOD_COLOR, alpha=0.3, linewidth=0.8)
+        if len(values) >= smooth:
+            kernel = np.ones(smooth) / smooth
+            ax.plot(
+                steps[smooth - 1 :],
+                np.convolve(values, kernel, mode="valid"),
+                color=GOOD_COLOR,
+                linewidth=1.8,
+            )
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    axes[0, 0].set_ylabel("loss")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

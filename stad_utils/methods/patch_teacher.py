@@ -1,0 +1,141 @@
+"""Pre-training the Uninformed Students teacher (seed 000 eqs. 1–4; thesis §4.3.2).
+
+A patch network T̂ (p = 17, 33 or 65) learns to describe p×p patches of natural images
+with three losses: distillation of a pretrained CNN's patch descriptor through a decoder
+(eq. 1), triplet metric learning (eq. 2) and descriptor compactness (eq. 3), weighted and
+summed (eq. 4). Training uses the one loop of :mod:`stad_utils.train` (progress bar, NaN
+guard, checkpoints and resume), fed with :class:`~stad_utils.data.patches.TripletPatches`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import build_backbone
+from ..losses import teacher_loss
+from ..models.patch_networks import PatchNetwork, decoder, patch_network
+
+
+@dataclass
+class TeacherLossWeights:
+    """λ_k, λ_m, λ_c of eq. 4, the triplet margin and the compactness reading.
+
+    The seeds give no values for the λs. ``None`` (the default for λ_k and λ_c) scales a
+    term to a per-entry mean — λ_k = 1/D for the D-dimensional squared distance of eq. 1,
+    λ_c = 1/(n(n−1)) for the n(n−1) correlations summed in eq. 3 — so that the three
+    terms start at comparable sizes (about 1) instead of thousands.
+    """
+
+    distillation: float | None = None
+    metric: float = 1.0
+    compactness: float | None = None
+    margin: float = 1.0
+    compactness_over: str = "patches"  # the seeds' reading; "dimensions" = the paper's
+
+
+class PatchTeacher(nn.Module):
+    """The teacher T̂ being pre-trained, with its decoder D and the frozen network P.
+
+    Args:
+        p: receptive field (17, 33 or 65).
+        backbone: the pretrained network P whose pooled deepest features (stride 32:
+            ResNet-18's 512 channels, EfficientNet-Lite0's 320) are the distillation
+            target; the decoder's output size follows it.
+        target_size: patches are resized to this size before P sees them.
+        width: width multiplier of the patch network (1.0 = the paper's).
+        weights: the loss weights.
+        seed: initialization seed of T̂ and D.
+    """
+
+    def __init__(
+        self,
+        p: int = 65,
+        backbone: str = "resnet18",
+        target_size: int = 96,
+        width: float = 1.0,
+        weights: TeacherLossWeights | None = None,
+        seed: int = 0,
+        pretrained: bool = True,
+    ) -> None:
+        super().__init__()
+        self.weights = weights or TeacherLossWeights()
+        self.target_size = target_size
+        self.network: PatchNetwork = patch_network(p, width=width, seed=seed)
+        self.pretrained_net = build_backbone(
+            backbone, pretrained=pretrained, layers=("layer4",)
+        ).freeze()
+        self.decoder_dim = self.pretrained_net.channels["layer4"]
+        self.decoder = decoder(target_dim=self.decoder_dim, seed=seed)
+        self.parts: list[dict[str, float]] = []  # per training step, for the loss curves
+
+    @torch.no_grad()
+    def target(self, patches: torch.Tensor) -> torch.Tensor:
+        """P(p): ``(B, 3, p, p)`` → ``(B, D)``, P's deepest features averaged over space."""
+        resized = F.interpolate(
+            patches, size=self.target_size, mode="bilinear", align_corners=False
+        )
+        return self.pretrained_net(resized)["layer4"].mean(dim=(2, 3))
+
+    def describe(self, patches: torch.Tensor) -> torch.Tensor:
+        """T̂(p): ``(B, 3, p, p)`` → ``(B, 128)``."""
+        return self.network(patches).flatten(1)
+
+    def batch_loss(self, batch: dict, device: torch.device) -> tuple[torch.Tensor, int]:
+        """Eq. 4 on a batch of triplets; records the three parts in ``self.parts``."""
+        anchor, positive, negative = (
+            batch[k].to(device) for k in ("anchor", "positive", "negative")
+        )
+        w = self.weights
+        descriptors = self.describe(anchor)
+        n = descriptors.shape[0] if w.compactness_over == "patches" else descriptors.shape[1]
+        lambda_k = 1.0 / self.decoder_dim if w.distillation is None else w.distillation
+        lambda_c = 1.0 / (n * (n - 1)) if w.compactness is None else w.compactness
+        loss = teacher_loss(
+            descriptors,
+            decoded=self.decoder(descriptors) if lambda_k else None,
+            target=self.target(anchor) if lambda_k else None,
+            positive=self.describe(positive) if w.metric else None,
+            negative=self.describe(negative) if w.metric else None,
+            margin=w.margin,
+            lambda_k=lambda_k,
+            lambda_m=w.metric,
+            lambda_c=lambda_c,
+            compactness_over=w.compactness_over,
+        )
+        self.parts.append(
+            {
+                "distillation": loss.distillation.item(),
+                "metric": loss.metric.item(),
+                "compactness": loss.compactness.item(),
+                "total": loss.total.item(),
+            }
+        )
+        return loss.total, anchor.shape[0]
+
+    def save_teacher(self, path: str | Path) -> Path:
+        """Save T̂ alone (what the students will learn from)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "p": self.network.receptive_field,
+                "width": self.network.width,
+                "state": self.network.state_dict(),
+            },
+            path,
+        )
+        return path
+
+
+def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> PatchNetwork:
+    """A pre-trained patch network saved by :meth:`PatchTeacher.save_teacher`, frozen."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    network = patch_network(saved["p"], width=saved["width"])
+    network.load_state_dict(saved["state"])
+    network.requires_grad_(False)
+    return network.to(device).eval()
