@@ -74,21 +74,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: dict) -> None:
-    for key in (
-        "method",
-        "category",
-        "image_auroc",
-        "pixel_auroc",
-        "au_pro",
-        "dice",
-        "threshold",
-        "false_goods",
-        "false_bads",
-        "train_seconds",
-        "predict_seconds_per_image",
-        "parameters",
-        "device",
-    ):
+    from .runner import REPORT_KEYS
+
+    for key in REPORT_KEYS:
         value = report[key]
         print(f"{key:26s} {value:.4f}" if isinstance(value, float) else f"{key:26s} {value}")
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from memory_data import GoodImages
 
 from stad_utils.methods import FeatureVectorsVariance, Method
 from stad_utils.methods.fvv import ensemble_error_and_variance
@@ -107,23 +108,6 @@ def test_save_and_load_keep_options_and_maps(fvv, tmp_path):
     fvv.scoring = "error+variance"
 
 
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, n=6, size=32, seed=0):
-        self.images = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return {
-            "image": self.images[i],
-            "mask": torch.zeros(1, 32, 32),
-            "label": 0,
-            "defect_type": "good",
-            "path": str(i),
-        }
-
-
 def test_independent_order_trains_each_student_on_its_own_shuffle():
     config = TrainConfig(epochs=2, batch_size=2, lr=0.01, progress=False, channels_last=False)
     shared = FeatureVectorsVariance("resnet18", num_students=2, seed=1, pretrained=False)
@@ -131,8 +115,8 @@ def test_independent_order_trains_each_student_on_its_own_shuffle():
         "resnet18", num_students=2, seed=1, pretrained=False, independent_order=True
     )
     independent.load_state_dict(shared.state_dict())
-    h_shared = shared.fit(_Images(), _Images(2, seed=1), config)
-    h_independent = independent.fit(_Images(), _Images(2, seed=1), config)
+    h_shared = shared.fit(GoodImages(6), GoodImages(2, seed=1), config)
+    h_independent = independent.fit(GoodImages(6), GoodImages(2, seed=1), config)
     assert len(h_independent.loss) == 2 and h_independent.images_seen == 2 * 2 * 6
     assert h_shared.images_seen == 2 * 6
     # Student 0 sees the same order (seed + 0) either way; student 1 a different one.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from memory_data import GoodImages
 
 from stad_utils.methods import METHODS, STFPM, Method
 from stad_utils.methods.stfpm import normalized_distance, pyramid_anomaly_map, pyramid_loss
@@ -188,26 +188,6 @@ def images(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-class DictSamples(Dataset):
-    """Dict samples as the datasets of ARCHITECTURE.md ("The batch") return them."""
-
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor = tensor
-
-    def __len__(self) -> int:
-        return len(self.tensor)
-
-    def __getitem__(self, index: int) -> dict:
-        image = self.tensor[index]
-        return {
-            "image": image,
-            "mask": torch.zeros(1, *image.shape[-2:]),
-            "label": 0,
-            "defect_type": "good",
-            "path": f"memory/{index:03d}.png",
-        }
-
-
 def test_stfpm_is_registered():
     assert METHODS["stfpm"] is STFPM
     assert STFPM.name == "stfpm"
@@ -277,7 +257,7 @@ def test_stfpm_predict_on_tensor_and_dataset(stfpm):
     np.testing.assert_array_equal(scores, maps.max(axis=(1, 2)))
     assert not stfpm.training
 
-    maps_ds, scores_ds = stfpm.predict(DictSamples(data), batch_size=3)
+    maps_ds, scores_ds = stfpm.predict(GoodImages(images=data), batch_size=3)
     assert maps_ds.dtype == np.float32 and scores_ds.dtype == np.float32
     assert maps_ds.shape == (5, 64, 64) and scores_ds.shape == (5,)
     np.testing.assert_allclose(maps_ds, maps, rtol=1e-5, atol=1e-7)

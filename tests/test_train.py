@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from memory_data import GoodImages
 from torch import nn
-from torch.utils.data import Dataset
 
 from stad_utils.methods import STFPM, Method
 from stad_utils.train import (
@@ -31,25 +31,9 @@ SIZE = 32
 N_TRAIN = 12
 
 
-class TinyImages(Dataset):
-    """``n`` random images as dict samples (ARCHITECTURE.md, "The batch")."""
-
-    def __init__(self, n: int = N_TRAIN, seed: int = 0, size: int = SIZE):
-        generator = torch.Generator().manual_seed(seed)
-        self.images = torch.rand(n, 3, size, size, generator=generator)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict:
-        image = self.images[index]
-        return {
-            "image": image,
-            "mask": torch.zeros(1, *image.shape[-2:]),
-            "label": 0,
-            "defect_type": "good",
-            "path": f"memory/{index:03d}.png",
-        }
+def TinyImages(n: int = N_TRAIN, seed: int = 0, size: int = SIZE) -> GoodImages:
+    """``n`` random images as dict samples."""
+    return GoodImages(n=n, seed=seed, size=size)
 
 
 class TinyMethod(Method):
