@@ -40,7 +40,13 @@ def _download(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from .runner import RunConfig, run
 
-    options = json.loads(args.method_options) if args.method_options else {}
+    try:
+        options = json.loads(args.method_options) if args.method_options else {}
+    except json.JSONDecodeError as error:
+        raise SystemExit(
+            f"--method-options is not valid JSON ({error}); write it like "
+            "'{\"num_students\": 3}' (keys in double quotes)."
+        ) from error
     config = RunConfig(
         method=args.method,
         data=str(args.data),

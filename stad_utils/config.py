@@ -112,9 +112,16 @@ def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.dev
     if preferred:
         preferred = preferred.lower()
         if preferred == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("Device 'cuda' was requested but CUDA is not available here.")
+            raise RuntimeError(
+                "Device 'cuda' was requested but CUDA is not available here: leave the device "
+                "out to choose automatically, or use 'cpu' (on Colab: Runtime → Change "
+                "runtime type → GPU)."
+            )
         if preferred == "mps" and not _mps_available():
-            raise RuntimeError("Device 'mps' was requested but Apple MPS is not available here.")
+            raise RuntimeError(
+                "Device 'mps' was requested but Apple MPS is not available here: leave the "
+                "device out to choose automatically, or use 'cpu'."
+            )
         if preferred not in ("cpu", "cuda", "mps"):
             raise ValueError(f"Unknown device {preferred!r}: use 'cpu', 'cuda' or 'mps'.")
         device = torch.device(preferred)

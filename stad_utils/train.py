@@ -86,6 +86,19 @@ def _make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}.")
 
 
+def _run_identity(method, config: TrainConfig) -> dict:
+    """What must match for a checkpoint to be resumed: the model and the settings that
+    shape training (not the number of epochs, which a resumed run may extend)."""
+    return {
+        "model": type(method).__name__,
+        "options": getattr(method, "options", {}),
+        **{
+            k: getattr(config, k)
+            for k in ("batch_size", "lr", "momentum", "weight_decay", "optimizer", "seed")
+        },
+    }
+
+
 def _batch_loss(method, batch: dict, device: torch.device, config: TrainConfig):
     """(loss, number of samples) of one batch. Methods train on ``batch["image"]``;
     a model with its own kind of batch (e.g. triplets of patches) defines
@@ -108,7 +121,10 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, config: TrainConfig
 
 
 def _use_amp(config: TrainConfig) -> bool:
-    return config.amp if config.amp is not None else torch.device(config.device).type == "cuda"
+    """Mixed precision (float16 with a gradient scaler) is a CUDA feature here: on the CPU
+    and on Apple MPS training stays in float32 whatever ``amp`` says."""
+    on_cuda = torch.device(config.device).type == "cuda"
+    return on_cuda and (config.amp is None or config.amp)
 
 
 @torch.no_grad()
@@ -158,6 +174,8 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
     train_loader = make_loader(train_set, config.batch_size, True, shuffle_generator)
     # Its own generator: iterating a DataLoader draws a seed from its generator, and from
     # the global one it has none, which would make validating change the training run.
+    if val_set is not None and len(val_set) == 0:
+        val_set = None  # nothing to select on: keep the last epoch rather than epoch 1
     val_loader = (
         make_loader(val_set, config.batch_size, False, torch.Generator())
         if val_set is not None
@@ -166,8 +184,17 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
 
     history, best_state, best_score, start_epoch = TrainHistory(), None, math.inf, 0
     checkpoint = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
+    identity = _run_identity(method, config)
     if checkpoint is not None and config.resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        # On the CPU first: the random-generator states must stay CPU tensors;
+        # load_state_dict copies the weights to the model's device.
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("identity") != identity:
+            raise ValueError(
+                f"The checkpoint {checkpoint} belongs to a different run "
+                f"({state.get('identity')}), not to this one ({identity}). Delete it, or "
+                "write this run to another output folder."
+            )
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -215,6 +242,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
                 checkpoint,
                 {
                     "epoch": epoch,
+                    "identity": identity,
                     "method": method.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(),

@@ -361,3 +361,25 @@ def test_finished_checkpoint_resumes_to_no_more_training(tmp_path):
 def test_method_without_trainable_parameters_is_refused():
     with pytest.raises(ValueError, match="FrozenOnly has no trainable parameters"):
         fit(FrozenOnly(), TinyImages(), None, config())
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    folder = str(tmp_path / "ckpt")
+    fit(TinyMethod(), TinyImages(), None, config(epochs=1, checkpoint_dir=folder))
+    with pytest.raises(ValueError, match="belongs to a different run"):
+        fit(TinyMethod(), TinyImages(), None, config(epochs=2, lr=0.123, checkpoint_dir=folder))
+
+
+def test_an_empty_validation_set_keeps_the_last_epoch():
+    method = TinyMethod()
+    history = method.fit(TinyImages(), TinyImages(n=0), config(epochs=3))
+    assert history.validation_score == [] and history.best_epoch is None
+
+
+def test_amp_is_a_cuda_feature():
+    from stad_utils.train import _use_amp
+
+    assert not _use_amp(TrainConfig(device="cpu", amp=True))
+    assert _use_amp(TrainConfig(device="cuda")) and not _use_amp(
+        TrainConfig(device="cuda", amp=False)
+    )

@@ -103,7 +103,9 @@ def download_file(
         if error.code == 416 and offset:  # the partial file is already whole
             return _finish(partial, target, sha256)
         raise DownloadError(
-            f"Download of {url} failed: HTTP {error.code} {error.reason}."
+            f"Download of {url} failed: HTTP {error.code} {error.reason}. If the address has "
+            f"expired, download {target.name} by hand from the dataset's web page and put it "
+            f"at {target}: it is verified and extracted on the next run."
         ) from error
     except (urllib.error.URLError, OSError) as error:
         raise DownloadError(
@@ -222,7 +224,9 @@ def download_mvtec(
 ) -> Path:
     """Make MVTec AD (one ``category``, or all of it) available under ``root``.
 
-    Downloads the archive once (resuming, verified), then extracts only what is missing.
+    Does nothing when the categories asked for are already there; otherwise downloads the
+    archive once (resuming, verified) and extracts the category — or, with
+    ``category=None``, the whole archive, replacing what was extracted before.
     Returns ``root``. The dataset is CC BY-NC-SA 4.0: non-commercial use only.
     """
     root = Path(root)

@@ -98,6 +98,11 @@ class Method(nn.Module):
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Method:
         """Rebuild a saved method (of any registered kind when called on ``Method``)."""
         saved = torch.load(path, map_location=device, weights_only=False)
+        if cls is Method and saved["name"] not in METHODS:
+            raise ValueError(
+                f"{path} holds a {saved['name']!r} method, which this version of stad_utils "
+                f"does not know (it has: {', '.join(sorted(METHODS))}). Update the package."
+            )
         method_cls = METHODS[saved["name"]] if cls is Method else cls
         method = method_cls(**saved["options"], pretrained=False)
         method.load_state_dict(saved["state"])

@@ -21,7 +21,7 @@ from torch import nn
 from ..backbones import DEFAULT_LAYERS, build_backbone, student
 from ..train import TrainConfig, TrainHistory, fit
 from .base import Method, register
-from .stfpm import combine_layer_maps, pyramid_anomaly_map, pyramid_loss
+from .stfpm import STFPM, combine_layer_maps, pyramid_loss
 
 SCORINGS = ("error+variance", "variance", "error")
 
@@ -65,9 +65,10 @@ class FeatureVectorsVariance(Method):
         pretrained: load the teacher's ImageNet weights.
 
     By default all students see the same images in the same order (as in the thesis): their losses
-    are summed and one SGD optimizer steps them all, which — SGD being per parameter — is
-    exactly training each separately on the same order, but runs the teacher only once
-    per batch.
+    are summed and one SGD optimizer steps them all, which — SGD being per parameter — gives
+    each student the same updates as training it alone on that order, while running the
+    teacher only once per batch. Model selection, however, picks one epoch for the whole
+    ensemble, on its error + variance map.
     """
 
     name = "fvv"
@@ -158,19 +159,11 @@ class FeatureVectorsVariance(Method):
         return combine_layer_maps(per_layer, images.shape[-2:])
 
 
-class _OneStudent(Method):
+class _OneStudent(STFPM):
     """One student of an ensemble with the shared teacher: STFPM, for training it alone."""
 
     name = "_fvv_student"
 
     def __init__(self, teacher: nn.Module, one_student: nn.Module) -> None:
-        super().__init__()
+        Method.__init__(self)
         self.teacher, self.student = teacher, one_student
-
-    def loss(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            targets = self.teacher(images)
-        return pyramid_loss(targets, self.student(images))
-
-    def anomaly_map(self, images: torch.Tensor) -> torch.Tensor:
-        return pyramid_anomaly_map(self.teacher(images), self.student(images), images.shape[-2:])

@@ -94,7 +94,10 @@ class PatchTeacher(nn.Module):
         descriptors = self.describe(anchor)
         n = descriptors.shape[0] if w.compactness_over == "patches" else descriptors.shape[1]
         lambda_k = 1.0 / self.decoder_dim if w.distillation is None else w.distillation
-        lambda_c = 1.0 / (n * (n - 1)) if w.compactness is None else w.compactness
+        if w.compactness is None:  # a batch of one has no pairs to decorrelate
+            lambda_c = 1.0 / (n * (n - 1)) if n > 1 else 0.0
+        else:
+            lambda_c = w.compactness
         loss = teacher_loss(
             descriptors,
             decoded=self.decoder(descriptors) if lambda_k else None,
