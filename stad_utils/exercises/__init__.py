@@ -30,3 +30,12 @@ def not_implemented_hint(exercise: str, error: NotImplementedError) -> None:
         f"✘ {exercise}: the function still raises NotImplementedError — replace the "
         "`raise NotImplementedError` line with your implementation."
     ) from error
+
+
+def attempt(exercise: str, answer, *args, **kwargs):
+    """Call the reader's ``answer(*args, **kwargs)``; a stub that still raises
+    ``NotImplementedError`` becomes the friendly message of :func:`not_implemented_hint`."""
+    try:
+        return answer(*args, **kwargs)
+    except NotImplementedError as error:
+        not_implemented_hint(exercise, error)

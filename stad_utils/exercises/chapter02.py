@@ -14,16 +14,9 @@ import numpy as np
 from scipy import ndimage
 
 from stad_utils import metrics
-from stad_utils.exercises import fail, not_implemented_hint, passed
+from stad_utils.exercises import attempt, fail, passed
 
 __all__ = ["check_region_overlap", "check_dice", "region_overlap_cases", "dice_cases"]
-
-
-def _call(exercise: str, fn, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError as error:
-        not_implemented_hint(exercise, error)
 
 
 # ----------------------------------------------------------------------------------------
@@ -75,7 +68,7 @@ def check_region_overlap(fn) -> bool:
     """
     exercise = "Region overlap"
     for description, score, mask, threshold in region_overlap_cases():
-        answer = _call(exercise, fn, score.copy(), mask.copy(), threshold)
+        answer = attempt(exercise, fn, score.copy(), mask.copy(), threshold)
         try:
             got = np.sort(np.asarray(answer, dtype=np.float64).reshape(-1))
         except (TypeError, ValueError):
@@ -142,7 +135,7 @@ def check_dice(fn) -> bool:
     for description, predicted, target in dice_cases():
         expected = metrics.dice(predicted, target)
         try:
-            got = _call(exercise, fn, predicted.copy(), target.copy())
+            got = attempt(exercise, fn, predicted.copy(), target.copy())
         except ZeroDivisionError:
             fail(exercise, f"on {description} your function divides by zero. {_EMPTY_HINT}")
         try:

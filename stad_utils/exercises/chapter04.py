@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.dense import _stride_offsets, _unwarp
-from . import fail, not_implemented_hint, passed
+from . import attempt, fail, passed
 
 
 def _reference_pool_all_offsets(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -41,10 +41,7 @@ def check_pool_all_offsets(pool_all_offsets) -> bool:
     """Check ``pool_all_offsets(x (B, C, H, W), s) -> (s²·B, C, h, w)``, offset-major."""
     name = "Exercise 4.1 (pooling at every offset)"
     for description, x, s in _cases():
-        try:
-            answer = pool_all_offsets(x.clone(), s)
-        except NotImplementedError as error:
-            not_implemented_hint(name, error)
+        answer = attempt(name, pool_all_offsets, x.clone(), s)
         answer = _as_tensor(answer, name, description)
         expected = _reference_pool_all_offsets(x, s)
         b, c, h, w = expected.shape
@@ -87,10 +84,7 @@ def check_unwarp(unwarp) -> bool:
     name = "Exercise 4.2 (unwarping)"
     for description, x, s in _cases():
         stacked = _reference_pool_all_offsets(x, s)
-        try:
-            answer = unwarp(stacked.clone(), s)
-        except NotImplementedError as error:
-            not_implemented_hint(name, error)
+        answer = attempt(name, unwarp, stacked.clone(), s)
         answer = _as_tensor(answer, name, description)
         expected = _unwarp(stacked, s)
         if answer.shape != expected.shape:

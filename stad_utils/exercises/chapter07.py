@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.fvv import ensemble_error_and_variance
-from . import fail, not_implemented_hint, passed
+from . import attempt, fail, passed
 
 
 def _ensembles():
@@ -21,18 +21,13 @@ def _ensembles():
     ]
 
 
-def _call(fn, name, t, students):
-    try:
-        return fn(t.clone(), [s.clone() for s in students])
-    except NotImplementedError as error:
-        not_implemented_hint(name, error)
-
-
 def check_ensemble_variance(ensemble_variance) -> bool:
     """Check ``ensemble_variance(teacher, students) -> (B, h, w)``: v_k of eq. 5.3."""
     name = "Exercise 7.1 (the ensemble's variance v_k)"
     for description, t, students in _ensembles():
-        answer = torch.as_tensor(_call(ensemble_variance, name, t, students))
+        answer = torch.as_tensor(
+            attempt(name, ensemble_variance, t.clone(), [s.clone() for s in students])
+        )
         expected = ensemble_error_and_variance(t, students)[1]
         if answer.shape != expected.shape:
             fail(
@@ -59,7 +54,9 @@ def check_ensemble_error(ensemble_error) -> bool:
     """Check ``ensemble_error(teacher, students) -> (B, h, w)``: e_k of eq. 5.4."""
     name = "Exercise 7.2 (the ensemble's error e_k)"
     for description, t, students in _ensembles():
-        answer = torch.as_tensor(_call(ensemble_error, name, t, students))
+        answer = torch.as_tensor(
+            attempt(name, ensemble_error, t.clone(), [s.clone() for s in students])
+        )
         expected = ensemble_error_and_variance(t, students)[0]
         if answer.shape != expected.shape:
             fail(
