@@ -21,20 +21,26 @@ def _ensembles():
     ]
 
 
+def _answer_and_expected(name, answer_fn, term: int, description, t, students):
+    """The reader's map and the reference (``term`` 0: e_k, 1: v_k), shapes checked."""
+    answer = torch.as_tensor(attempt(name, answer_fn, t.clone(), [s.clone() for s in students]))
+    expected = ensemble_error_and_variance(t, students)[term]
+    if answer.shape != expected.shape:
+        fail(
+            name,
+            f"for {description} the shape is {tuple(answer.shape)}, expected "
+            f"{tuple(expected.shape)}.",
+        )
+    return answer, expected
+
+
 def check_ensemble_variance(ensemble_variance) -> bool:
     """Check ``ensemble_variance(teacher, students) -> (B, h, w)``: v_k of eq. 5.3."""
     name = "Exercise 7.1 (the ensemble's variance v_k)"
     for description, t, students in _ensembles():
-        answer = torch.as_tensor(
-            attempt(name, ensemble_variance, t.clone(), [s.clone() for s in students])
+        answer, expected = _answer_and_expected(
+            name, ensemble_variance, 1, description, t, students
         )
-        expected = ensemble_error_and_variance(t, students)[1]
-        if answer.shape != expected.shape:
-            fail(
-                name,
-                f"for {description} the shape is {tuple(answer.shape)}, expected "
-                f"{tuple(expected.shape)}.",
-            )
         if torch.allclose(answer, expected, atol=1e-5):
             continue
         normalized = torch.stack([F.normalize(s, dim=1) for s in students])
@@ -54,16 +60,7 @@ def check_ensemble_error(ensemble_error) -> bool:
     """Check ``ensemble_error(teacher, students) -> (B, h, w)``: e_k of eq. 5.4."""
     name = "Exercise 7.2 (the ensemble's error e_k)"
     for description, t, students in _ensembles():
-        answer = torch.as_tensor(
-            attempt(name, ensemble_error, t.clone(), [s.clone() for s in students])
-        )
-        expected = ensemble_error_and_variance(t, students)[0]
-        if answer.shape != expected.shape:
-            fail(
-                name,
-                f"for {description} the shape is {tuple(answer.shape)}, expected "
-                f"{tuple(expected.shape)}.",
-            )
+        answer, expected = _answer_and_expected(name, ensemble_error, 0, description, t, students)
         if not torch.allclose(answer, expected, atol=1e-5):
             mean_first = F.normalize(torch.stack(students).mean(0), dim=1)
             hint = "Average the *normalized* student vectors, then compare with t̂ (eq. 5.4)."
