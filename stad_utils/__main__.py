@@ -5,6 +5,8 @@ Commands:
   evaluate   re-evaluate a saved run
   data       generate the embedded textures dataset (idempotent)
   download   download MVTec AD (one category or all), resumable and checksummed
+  bench      the benchmark sweep: methods × categories × seeds, one JSON per run,
+             resumable and shardable (--shard i/n); --merge writes the results tables
 """
 
 from __future__ import annotations
@@ -77,6 +79,100 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _comma_list(text: str | None, kind=str) -> list | None:
+    if text is None:
+        return None
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return [kind(value) for value in values]
+    except ValueError as error:
+        raise SystemExit(f"Could not read {text!r} as a comma-separated list: {error}") from error
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from .bench import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _merge(out: Path, figures: bool):
+    """``bench.merge`` with its warnings printed as notes."""
+    import warnings
+
+    from .bench import merge
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = merge(out, figures=figures)
+    for note in results.warnings:
+        print(f"note: {note}")
+    return results
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.merge:
+        try:
+            results = _merge(args.out, figures=not args.no_figures)
+        except FileNotFoundError as error:
+            raise SystemExit(str(error)) from error
+        print(
+            f"{len(results.runs)} runs merged into {args.out}/results.md, results.csv, "
+            "summary.csv" + ("" if args.no_figures else " and figures/")
+        )
+        return 0
+    try:
+        options = json.loads(args.method_options) if args.method_options else {}
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise ValueError("expected an object of objects")
+    except ValueError as error:
+        raise SystemExit(
+            f"--method-options must be JSON per method ({error}), e.g. "
+            '\'{"fvv": {"num_students": 5}}\'.'
+        ) from error
+    data = args.data if args.data is not None else bench.default_data_root(args.profile)
+    try:
+        sweep = bench.Sweep(
+            data=str(data),
+            out=str(args.out),
+            methods=_comma_list(args.methods),
+            categories=_comma_list(args.categories),
+            seeds=_comma_list(args.seeds, int),
+            profile=args.profile,
+            epochs=args.epochs,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            backbone=args.backbone,
+            device=args.device,
+            method_options=options,
+            keep_models=args.keep_models,
+        )
+        jobs = bench.shard_jobs(sweep.jobs(), args.shard)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    if args.dry_run:
+        for number, job in enumerate(jobs, start=1):
+            status, detail = bench.job_status(job, sweep.run_config(job), sweep.runs_dir)
+            print(
+                f"[{number}/{len(jobs)}] {job.key}: {status}" + (f" ({detail})" if detail else "")
+            )
+        return 0
+    try:
+        report = bench.run_sweep(sweep, args.shard)
+    except KeyboardInterrupt:
+        print("\nInterrupted: finished runs are kept; run the same command again to resume.")
+        return 130
+    print(report.summary())
+    if not args.no_merge and report.ran + report.skipped:
+        results = _merge(args.out, figures=not args.no_figures)
+        print(f"Merged {len(results.runs)} runs into {args.out}/results.md")
+    return 0 if report.ok else 1
 
 
 def _print_report(report: dict) -> None:
@@ -179,6 +275,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(handler=_download)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark sweep: methods × categories × seeds (resumable, shardable); --merge",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train and evaluate every METHOD on every CATEGORY with every SEED, one "
+        "run at a time, writing OUT/runs/<method>__<category>__seed<seed>.json (failures: "
+        "<key>.error.json). Running the same command again skips finished runs, so an "
+        "interrupted sweep resumes. At the end the runs are merged into OUT/results.md, "
+        "OUT/results.csv, OUT/summary.csv and OUT/figures/.\n\n"
+        "Several machines: give each the same sweep and its own --shard i/n (e.g. a SLURM "
+        "array: --shard ${SLURM_ARRAY_TASK_ID}/8), copy their OUT/runs/ folders into one, "
+        "then: python -m stad_utils bench --merge --out OUT\n\n"
+        "Exit status 1 if a run failed, 130 if interrupted.",
+    )
+    bench.add_argument("--out", required=True, type=Path, help="output folder of the sweep")
+    bench.add_argument(
+        "--merge",
+        action="store_true",
+        help="only merge OUT/runs/*.json into the tables and figures (no training)",
+    )
+    bench.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="dataset root holding the category folders (default: the profile's: "
+        "data/textures for quick, data/mvtec for full)",
+    )
+    bench.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma-separated methods (default: all: {','.join(sorted(METHODS))})",
+    )
+    bench.add_argument(
+        "--categories", default=None, help="comma-separated categories (default: all in --data)"
+    )
+    bench.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds, e.g. 42,43,44 (default: the profile's)",
+    )
+    bench.add_argument(
+        "--profile",
+        choices=["quick", "full", "auto"],
+        default=None,
+        help="defaults for the settings (default: $STAD_PROFILE or auto)",
+    )
+    bench.add_argument("--epochs", type=int, default=None, help="training epochs")
+    bench.add_argument("--image-size", type=int, default=None, help="square input size (pixels)")
+    bench.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    bench.add_argument("--backbone", default=None, help="teacher architecture of every method")
+    bench.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "mps"],
+        default=None,
+        help="compute device (default: cuda, then mps, then cpu)",
+    )
+    bench.add_argument(
+        "--method-options",
+        default=None,
+        help='per-method arguments as JSON, e.g. \'{"fvv": {"num_students": 5}}\'',
+    )
+    bench.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (1-based): jobs I-1, I-1+N, … of the ordered list",
+    )
+    bench.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep each run's model.pt (and checkpoint) in OUT/models/<key>/",
+    )
+    bench.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the (shard's) jobs and whether each is done; run nothing",
+    )
+    bench.add_argument("--no-merge", action="store_true", help="do not merge after the sweep")
+    bench.add_argument("--no-figures", action="store_true", help="merge without figures")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

@@ -46,7 +46,10 @@ class Profile:
     weight_decay: float = 1e-4
     num_students: int = 3
     seed: int = 42
-    extra: dict = field(default_factory=dict)
+    # per method: constructor options that differ from the method's defaults
+    method_options: dict = field(default_factory=dict)
+    # per method: training settings (TrainConfig fields) that differ from the above
+    method_training: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +69,12 @@ PROFILES: dict[str, Profile] = {
         epochs=20,
         batch_size=8,
         lr=0.4,
+        # Uninformed Students on a CPU: quarter-width networks, a short teacher
+        # pre-training, students trained on 32×32 windows (see the method's docstring).
+        method_options={
+            "uninformed_students": {"width": 0.25, "teacher_steps": 150, "crop_size": 32}
+        },
+        method_training={"uninformed_students": {"epochs": 5}},
     ),
     "full": Profile(
         name="full",

@@ -67,6 +67,14 @@ class RunConfig:
         """A copy with every ``None`` replaced by the profile's setting."""
         profile = get_profile(self.profile)
         values = asdict(self)
+        if values["method"] in METHODS:  # settings for this method come before the profile's
+            for settings in (
+                profile.method_training.get(values["method"], {}),
+                METHODS[values["method"]].training_defaults,
+            ):
+                for key, value in settings.items():
+                    if key in values and values[key] is None:
+                        values[key] = value
         for key in ("backbone", "image_size", "epochs", "batch_size", "lr", "seed"):
             if values[key] is None:
                 values[key] = getattr(profile, key)
@@ -79,21 +87,26 @@ class RunConfig:
 
     def train_config(self, device: torch.device) -> TrainConfig:
         profile = get_profile(self.profile)
+        defaults = METHODS[self.method].training_defaults
         return TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             momentum=profile.momentum,
-            weight_decay=profile.weight_decay,
+            weight_decay=defaults.get("weight_decay", profile.weight_decay),
+            optimizer=defaults.get("optimizer", "sgd"),
             seed=self.seed,
             device=device.type,
             checkpoint_dir=str(Path(self.out) / "checkpoint") if self.out else None,
         )
 
     def build_method(self) -> Method:
-        options = dict(self.method_options)
-        if self.method == "fvv":  # the profile's ensemble size unless given
-            options.setdefault("num_students", get_profile(self.profile).num_students)
+        profile = get_profile(self.profile)
+        # the profile's settings for this method (e.g. smaller networks on a CPU), then
+        # the user's method_options over them
+        options = {**profile.method_options.get(self.method, {}), **self.method_options}
+        if self.method in ("fvv", "uninformed_students"):  # the profile's ensemble size
+            options.setdefault("num_students", profile.num_students)
         return METHODS[self.method](backbone=self.backbone, seed=self.seed, **options)
 
 

@@ -135,9 +135,12 @@ def validation_score(method, loader: DataLoader, config: TrainConfig) -> float:
     """
     method.eval()
     device = torch.device(config.device)
+    # A method whose anomaly map needs statistics measured after training (Uninformed
+    # Students, eq. 8) selects on another map during training.
+    score_map = getattr(method, "selection_map", method.anomaly_map)
     total, count = 0.0, 0
     for batch in loader:
-        maps = method.anomaly_map(_prepare(batch["image"], device, config.channels_last))
+        maps = score_map(_prepare(batch["image"], device, config.channels_last))
         total += maps.float().mean(dim=(1, 2)).sum().item()
         count += maps.shape[0]
     return total / max(count, 1)

@@ -4,5 +4,13 @@ from .base import METHODS, Method
 from .fvv import FeatureVectorsVariance
 from .simple_student import SimpleStudent
 from .stfpm import STFPM
+from .uninformed_students import UninformedStudents
 
-__all__ = ["METHODS", "Method", "STFPM", "FeatureVectorsVariance", "SimpleStudent"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "STFPM",
+    "FeatureVectorsVariance",
+    "SimpleStudent",
+    "UninformedStudents",
+]

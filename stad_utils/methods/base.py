@@ -36,6 +36,10 @@ class Method(nn.Module):
     """
 
     name = "method"
+    # Training settings of the method's paper that differ from the profile's (STFPM's SGD):
+    # keys of TrainConfig, e.g. {"optimizer": "adam", "lr": 1e-4}. The runner applies them
+    # unless the user gives the setting.
+    training_defaults: dict = {}
 
     def __init__(self, **options) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ guard, checkpoints and resume), fed with :class:`~stad_utils.data.patches.Triple
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,14 +125,16 @@ class PatchTeacher(nn.Module):
         """Save T̂ alone (what the students will learn from)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")  # never a half-written teacher under its name
         torch.save(
             {
                 "p": self.network.receptive_field,
                 "width": self.network.width,
                 "state": self.network.state_dict(),
             },
-            path,
+            temporary,
         )
+        os.replace(temporary, path)
         return path
 
 
@@ -142,3 +145,48 @@ def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> PatchN
     network.load_state_dict(saved["state"])
     network.requires_grad_(False)
     return network.to(device).eval()
+
+
+def pretrain_teacher(
+    p: int,
+    backbone: str = "resnet18",
+    width: float = 1.0,
+    steps: int = 20_000,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    images=None,
+    progress: bool = True,
+) -> PatchTeacher:
+    """Pre-train a teacher as chapter 3 does: ``steps`` Adam steps (lr 2e-4, weight decay
+    1e-5, the original paper's values) on batches of ``batch_size`` triplets of natural
+    images (``images``: a list of RGB arrays; default: scikit-image's photographs without
+    the three the textures dataset is made of). Returns the trained :class:`PatchTeacher`
+    (``.network`` is T̂; ``save_teacher`` writes it)."""
+    from ..data.patches import NATURAL_PHOTOS, TripletPatches, load_photos
+    from ..train import TrainConfig, fit
+
+    device = torch.device(device)
+    triplets = TripletPatches(
+        p,
+        images if images is not None else load_photos(NATURAL_PHOTOS),
+        length=batch_size * steps,
+        seed=seed,
+    )
+    # The distillation target's input size: P sees each patch resized (DESIGN.md §2).
+    target_size = 64 if backbone == "efficientnet_lite0" else 224
+    teacher = PatchTeacher(p, backbone=backbone, target_size=target_size, width=width, seed=seed)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=batch_size,
+        lr=2e-4,
+        weight_decay=1e-5,
+        optimizer="adam",
+        seed=seed,
+        device=device.type,
+        channels_last=False,
+        select_on_validation=False,
+        progress=progress,
+    )
+    fit(teacher.to(device), triplets, None, config)
+    return teacher

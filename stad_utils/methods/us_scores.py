@@ -7,19 +7,34 @@ regression error and predictive variance, and their standardized sum.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 
-def descriptor_statistics(teacher_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def descriptor_statistics(
+    teacher_maps: torch.Tensor | Iterable[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-component mean μ and standard deviation σ of the teacher's descriptors
     ``(N, d, H, W)`` over all pixels of all (good training) images — the μ and diag(σ) of
     eq. 5. Returns two ``(d,)`` tensors; σ is floored at 1e-6 so no component divides by 0.
+
+    ``teacher_maps`` may also be an iterable of such batches (a whole training set does
+    not fit in memory at once): the sums are accumulated in float64.
     """
-    flat = teacher_maps.transpose(0, 1).reshape(teacher_maps.shape[1], -1).double()
-    return flat.mean(dim=1).float(), flat.std(dim=1, unbiased=False).clamp_min(1e-6).float()
+    batches = [teacher_maps] if isinstance(teacher_maps, torch.Tensor) else teacher_maps
+    count, total, squares = 0, 0.0, 0.0
+    for maps in batches:
+        flat = maps.detach().transpose(0, 1).reshape(maps.shape[1], -1).double()
+        count += flat.shape[1]
+        total = total + flat.sum(dim=1)
+        squares = squares + flat.pow(2).sum(dim=1)
+    if count == 0:
+        raise ValueError("Descriptor statistics need at least one descriptor map.")
+    mean = total / count
+    variance = (squares / count - mean.pow(2)).clamp_min(0.0)
+    return mean.float(), variance.sqrt().clamp_min(1e-6).float()
 
 
 def normalize_teacher(teacher: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):

@@ -156,10 +156,23 @@ class DenseExtractor(nn.Module):
         self.descriptor_dim = patch_net.descriptor_dim
         self.total_stride = math.prod(_layer_stride(module) for module in patch_net.body.children())
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        h, w = _check_images(images)
+    def forward(self, images: torch.Tensor, padded: bool = False) -> torch.Tensor:
+        """Dense descriptors ``(B, d, H, W)``. With ``padded=True`` the input is a window
+        already padded by ``p // 2`` on each side (e.g. cut from a larger padded image):
+        ``(B, 3, H + 2·(p//2), W + 2·(p//2))`` → ``(B, d, H, W)``, the descriptors of the
+        window's inner pixels exactly as the whole image would give them."""
         p, step = self.receptive_field, self.total_stride
-        x = pad_images(images, p, self.padding)
+        if padded:
+            h, w = (size - 2 * (p // 2) for size in _check_images(images))
+            if h < 1 or w < 1:
+                raise ValueError(
+                    f"A window padded for p = {p} must be larger than {p - 1} pixels in H "
+                    f"and W; got {tuple(images.shape[-2:])}."
+                )
+            x = images
+        else:
+            h, w = _check_images(images)
+            x = pad_images(images, p, self.padding)
         # Extend to multiples of the total stride; these zeros only reach cropped outputs.
         extra_h, extra_w = (-h) % step, (-w) % step
         if extra_h or extra_w:

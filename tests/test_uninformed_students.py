@@ -1,0 +1,181 @@
+"""The Uninformed Students method: training windows, eq. 5 loss, eq. 8 statistics from
+validation images only, multi-scale mean, save/load, errors, and the runner's settings."""
+
+import pytest
+import torch
+from memory_data import GoodImages
+
+from stad_utils.losses import student_regression_loss
+from stad_utils.methods import Method, UninformedStudents
+from stad_utils.methods import patch_teacher as patch_teacher_module
+from stad_utils.methods.us_scores import (
+    ScoreStatistics,
+    descriptor_statistics,
+    predictive_variance,
+    regression_error,
+    standardized_score,
+)
+from stad_utils.models import DenseExtractor
+from stad_utils.runner import RunConfig
+from stad_utils.train import TrainConfig
+
+SIZE = 40  # > 65 // 2, so reflect padding works at every scale
+
+
+def _method(**options):
+    settings = {"scales": (17, 33), "num_students": 2, "width": 0.125, "seed": 3}
+    settings.update(options)
+    return UninformedStudents(pretrained=False, **settings)
+
+
+def test_windows_cut_from_the_padded_image_give_the_whole_image_descriptors():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, SIZE, SIZE)
+    method = _method(scales=(17, 33, 65), crop_size=12)
+    torch.manual_seed(7)
+    windows = method._training_windows(images)
+    torch.manual_seed(7)  # the same draw of window positions
+    ys = torch.randint(0, SIZE - 12 + 1, (2,)).tolist()
+    xs = torch.randint(0, SIZE - 12 + 1, (2,)).tolist()
+    with torch.no_grad():
+        for index, window in enumerate(windows):
+            dense = DenseExtractor(method.teachers[index])
+            assert window.shape[-1] == 12 + 2 * (method.scales[index] // 2)
+            whole = dense(images)
+            inner = dense(window, padded=True)
+            for b in range(2):
+                expected = whole[b, :, ys[b] : ys[b] + 12, xs[b] : xs[b] + 12]
+                assert torch.allclose(inner[b], expected, atol=1e-5)
+
+
+def test_loss_is_eq5_summed_over_students_and_scales():
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, SIZE, SIZE)
+    method = _method()
+    for index, teacher in enumerate(method.teachers):
+        mean, std = descriptor_statistics(DenseExtractor(teacher)(images).detach())
+        method.descriptor_mean[index], method.descriptor_std[index] = mean, std
+    expected = 0.0
+    with torch.no_grad():
+        for index, teacher in enumerate(method.teachers):
+            target = DenseExtractor(teacher)(images)
+            for student in method.students[index]:
+                expected += student_regression_loss(
+                    DenseExtractor(student)(images),
+                    target,
+                    method.descriptor_mean[index],
+                    method.descriptor_std[index],
+                ).item()
+    assert method.loss(images).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two scales, two students each, trained for 2 epochs on random images."""
+    method = _method()
+    train_set, val_set = GoodImages(8, seed=0, size=SIZE), GoodImages(4, seed=1, size=SIZE)
+    config = TrainConfig(
+        epochs=2, batch_size=4, lr=1e-3, optimizer="adam", progress=False, channels_last=False
+    )
+    method.fit(train_set, val_set, config)
+    return method, train_set, val_set
+
+
+def test_statistics_come_from_training_and_validation_images(trained):
+    method, train_set, val_set = trained
+    with torch.no_grad():
+        for index, teacher in enumerate(method.teachers):
+            mean, std = descriptor_statistics(DenseExtractor(teacher)(train_set.images))
+            assert torch.allclose(method.descriptor_mean[index], mean, atol=1e-5)
+            assert torch.allclose(method.descriptor_std[index], std, atol=1e-5)
+            e, v = method.error_and_variance(index, val_set.images)
+            stats = method.statistics(index)
+            expected = ScoreStatistics.from_maps(e, v)
+            assert stats.error_mean == pytest.approx(expected.error_mean, rel=1e-4)
+            assert stats.variance_std == pytest.approx(expected.variance_std, rel=1e-4)
+            # standardized on the validation pixels: each term has mean 0 there
+            assert standardized_score(e, v, stats).mean().item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_anomaly_map_is_the_mean_of_the_scale_scores(trained):
+    method, _, val_set = trained
+    images = val_set.images[:2]
+    with torch.no_grad():
+        per_scale = method.scale_maps(images)
+        students = method.student_maps(0, images)
+        e = regression_error(students, method.normalized_teacher(0, images))
+        assert torch.allclose(per_scale[17]["error"], e)
+        assert torch.allclose(per_scale[17]["variance"], predictive_variance(students))
+        both = method.anomaly_map(images)
+        mean = (per_scale[17]["score"] + per_scale[33]["score"]) / 2
+        assert torch.allclose(both, mean, atol=1e-5)
+        method.use_scales = [33]
+        assert torch.allclose(method.anomaly_map(images), per_scale[33]["score"], atol=1e-5)
+    method.use_scales = method.scales
+    with pytest.raises(ValueError, match="subset"):
+        method.use_scales = [65]
+
+
+def test_save_and_load_give_the_same_maps(trained, tmp_path):
+    method, _, val_set = trained
+    path = method.save(tmp_path / "us.pt")
+    loaded = Method.load(path)
+    assert isinstance(loaded, UninformedStudents)
+    maps, scores = method.predict(val_set.images)
+    maps2, scores2 = loaded.predict(val_set.images)
+    assert (maps == maps2).all() and (scores == scores2).all()
+    assert scores.shape == (4,) and maps.shape == (4, SIZE, SIZE)
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="scales must be"):
+        UninformedStudents(scales=(16,), pretrained=False)
+    with pytest.raises(ValueError, match="at least 2 students"):
+        UninformedStudents(num_students=1, pretrained=False)
+    method = _method()
+    with pytest.raises(RuntimeError, match="call fit"):
+        method.anomaly_map(torch.rand(1, 3, SIZE, SIZE))
+    with pytest.raises(ValueError, match="validation split is empty"):
+        method.fit(GoodImages(2, size=SIZE), GoodImages(0, size=SIZE), TrainConfig(epochs=1))
+
+
+def test_teachers_are_pretrained_once_then_reused(tmp_path, monkeypatch):
+    calls = []
+    real = patch_teacher_module.pretrain_teacher
+
+    def counting(p, **kwargs):
+        calls.append(p)
+        return real(p, **kwargs)
+
+    monkeypatch.setattr(patch_teacher_module, "pretrain_teacher", counting)
+    options = {"scales": (17,), "teacher_steps": 2, "teacher_dir": str(tmp_path)}
+    first = UninformedStudents(backbone="efficientnet_lite0", width=0.125, **options)
+    first.prepare_teachers(torch.device("cpu"), progress=False)
+    second = UninformedStudents(backbone="efficientnet_lite0", width=0.125, **options)
+    second.prepare_teachers(torch.device("cpu"), progress=False)
+    assert calls == [17]  # the second method found the saved teacher
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "teacher_p17_w0.125_efficientnet_lite0_steps2_seed0.pt"
+    ]
+    for a, b in zip(first.teachers.parameters(), second.teachers.parameters(), strict=True):
+        assert torch.equal(a, b)
+    untrained = UninformedStudents(width=0.125, scales=(17,), pretrained=False)
+    assert not torch.equal(next(untrained.teachers.parameters()), next(first.teachers.parameters()))
+
+
+def test_runner_uses_the_method_and_profile_training_settings():
+    quick = RunConfig(method="uninformed_students", data="x", category="y", profile="quick")
+    resolved = quick.resolved()
+    assert (resolved.lr, resolved.epochs) == (1e-4, 5)
+    train = resolved.train_config(torch.device("cpu"))
+    assert (train.optimizer, train.weight_decay) == ("adam", 1e-5)
+    method = resolved.build_method()
+    assert method.options["width"] == 0.25 and method.options["crop_size"] == 32
+    assert method.options["num_students"] == 3 and method.scales == (17, 33, 65)
+    mine = RunConfig(
+        method="uninformed_students", data="x", category="y", profile="quick", lr=1e-3, epochs=2
+    ).resolved()
+    assert (mine.lr, mine.epochs) == (1e-3, 2)
+    stfpm = RunConfig(method="stfpm", data="x", category="y", profile="quick").resolved()
+    assert (stfpm.lr, stfpm.epochs) == (0.4, 20)
+    assert stfpm.train_config(torch.device("cpu")).optimizer == "sgd"
