@@ -542,3 +542,19 @@ def test_plot_loss_parts_one_panel_per_term():
     raw = fig.axes[0].lines[0].get_ydata()
     assert list(raw) == [10 - i for i in range(30)]
     assert len(fig.axes[0].lines[1].get_ydata()) == 26  # moving average of 5
+
+
+def test_maps_side_by_side_row_scale_is_shared_along_each_row():
+    images, masks = torch.rand(2, 3, 8, 8), torch.zeros(2, 8, 8)
+    weak = np.stack([np.full((8, 8), 0.5), np.full((8, 8), 50.0)])  # row 0 weak, row 1 strong
+    weak[:, 0, 0] = 0.0
+    strong = weak * 2
+    fig = G.maps_side_by_side(images, masks, {"e": weak, "score": strong}, color_scale="row")
+    # axes: row 0 = [image, e, score], row 1 = [image, e, score]
+    row0 = [fig.axes[i].images[0].get_clim() for i in (1, 2)]
+    row1 = [fig.axes[i].images[0].get_clim() for i in (4, 5)]
+    assert row0[0] == row0[1] and row1[0] == row1[1]  # one scale per row
+    assert row0[0][1] == pytest.approx(1.0, rel=0.01)  # row 0 is not drawn on row 1's scale
+    assert row1[0][1] == pytest.approx(100.0, rel=0.01)
+    with pytest.raises(ValueError, match="color_scale"):
+        G.maps_side_by_side(images, masks, {"e": weak}, color_scale="image")

@@ -151,17 +151,30 @@ def layer_maps_row(image, mask, layer_maps: dict, combined, size: float = 2.1):
 
 
 def maps_side_by_side(
-    images, masks, columns: dict, titles: Sequence[str] | None = None, size: float = 1.9
+    images,
+    masks,
+    columns: dict,
+    titles: Sequence[str] | None = None,
+    size: float = 1.9,
+    color_scale: str = "column",
 ):
     """Rows of image (ground truth outlined) · one map per named column.
 
-    ``images`` (N, 3, H, W); ``masks`` (N, 1, H, W); ``columns`` {name: maps (N, H, W)}.
-    Each column has its own colour scale, shared by its rows (the terms being compared
-    have different units), so brightness compares down a column, not across.
+    ``images`` (N, 3, H, W); ``masks`` (N, 1, H, W) or (N, H, W); ``columns``
+    {name: maps (N, H, W)}. ``color_scale``:
+
+    * ``"column"`` (default): each column has its own colour scale, shared by its rows
+      (for terms with different units): brightness compares down a column, not across;
+    * ``"row"``: each row has one scale shared by its maps (for maps in the same units,
+      e.g. standardized scores): brightness compares across a row, and an image with a
+      weak defect is not drawn black because another image has a strong one.
     """
+    if color_scale not in ("column", "row"):
+        raise ValueError(f"color_scale must be 'column' or 'row', got {color_scale!r}.")
     use_book_style()
     names = list(columns)
     stacks = {k: np.stack([to_numpy_image(m) for m in columns[k]]) for k in names}
+    rows = np.stack([stacks[k] for k in names], axis=1)  # (N, columns, H, W)
     fig, axes = plt.subplots(
         len(images),
         1 + len(names),
@@ -174,9 +187,9 @@ def maps_side_by_side(
         if titles:
             axes[row, 0].set_ylabel(titles[row], fontsize=9)
         for col, name in enumerate(names, start=1):
-            stack = stacks[name]
+            stack = stacks[name] if color_scale == "column" else rows[row]
             axes[row, col].imshow(
-                stack[row],
+                stacks[name][row],
                 cmap=ANOMALY_CMAP,
                 vmin=float(stack.min()),
                 vmax=float(np.percentile(stack, 99.9)),
