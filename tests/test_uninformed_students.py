@@ -179,3 +179,33 @@ def test_runner_uses_the_method_and_profile_training_settings():
     stfpm = RunConfig(method="stfpm", data="x", category="y", profile="quick").resolved()
     assert (stfpm.lr, stfpm.epochs) == (0.4, 20)
     assert stfpm.train_config(torch.device("cpu")).optimizer == "sgd"
+
+
+def test_command_line_fit_and_evaluate_on_an_mvtec_folder(mvtec_root, tmp_path, capsys):
+    """Any MVTec-layout folder: fit writes a report and a model that evaluate reloads."""
+    import json
+
+    from stad_utils.__main__ import main
+
+    out = tmp_path / "run"
+    options = {
+        "scales": [17, 33],
+        "num_students": 2,
+        "width": 0.125,
+        "teacher_steps": 2,
+        "teacher_dir": str(tmp_path / "teachers"),
+    }
+    argv = ["fit", "--method", "uninformed_students", "--data", str(mvtec_root)]
+    argv += ["--category", "beta", "--out", str(out), "--profile", "quick", "--epochs", "1"]
+    argv += ["--image-size", "40", "--method-options", json.dumps(options), "--no-figures"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "uninformed_students" and report["category"] == "beta"
+    assert 0.0 <= report["au_pro"] <= 1.0 and 0.0 <= report["image_auroc"] <= 1.0
+    assert report["config"]["lr"] == 1e-4  # the method's training default
+    loaded = Method.load(out / "model.pt")
+    assert loaded.scales == (17, 33) and loaded.options["num_students"] == 2
+    assert main(["evaluate", "--run", str(out), "--output", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["au_pro"] == pytest.approx(report["au_pro"], abs=1e-6)
+    assert again["image_auroc"] == pytest.approx(report["image_auroc"], abs=1e-6)
