@@ -209,3 +209,17 @@ def test_command_line_fit_and_evaluate_on_an_mvtec_folder(mvtec_root, tmp_path, 
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["au_pro"] == pytest.approx(report["au_pro"], abs=1e-6)
     assert again["image_auroc"] == pytest.approx(report["image_auroc"], abs=1e-6)
+
+
+def test_teachers_can_learn_from_a_folder_of_images(mvtec_root, tmp_path):
+    method = UninformedStudents(
+        backbone="efficientnet_lite0",
+        scales=(17,),
+        width=0.125,
+        teacher_steps=1,
+        teacher_dir=str(tmp_path / "teachers"),
+        teacher_images=str(mvtec_root / "alpha" / "train"),
+    )
+    method.prepare_teachers(torch.device("cpu"), progress=False)
+    saved = sorted(p.name for p in (tmp_path / "teachers").iterdir())
+    assert saved == ["teacher_p17_w0.125_efficientnet_lite0_steps1_seed0_train.pt"]

@@ -156,23 +156,30 @@ def pretrain_teacher(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
     images=None,
+    image_folder: str | Path | None = None,
     progress: bool = True,
 ) -> PatchTeacher:
     """Pre-train a teacher as chapter 3 does: ``steps`` Adam steps (lr 2e-4, weight decay
     1e-5, the original paper's values) on batches of ``batch_size`` triplets of natural
     images (``images``: a list of RGB arrays; default: scikit-image's photographs without
-    the three the textures dataset is made of). Returns the trained :class:`PatchTeacher`
-    (``.network`` is T̂; ``save_teacher`` writes it)."""
-    from ..data.patches import NATURAL_PHOTOS, TripletPatches, load_photos
+    the three the textures dataset is made of), or every image under ``image_folder`` (e.g.
+    an ImageNet subset, as in the original paper). Returns the trained
+    :class:`PatchTeacher` (``.network`` is T̂; ``save_teacher`` writes it)."""
+    from ..data.patches import NATURAL_PHOTOS, ImageFolderPatches, TripletPatches, load_photos
     from ..train import TrainConfig, fit
 
     device = torch.device(device)
-    triplets = TripletPatches(
-        p,
-        images if images is not None else load_photos(NATURAL_PHOTOS),
-        length=batch_size * steps,
-        seed=seed,
-    )
+    if image_folder is not None:
+        triplets = ImageFolderPatches(
+            image_folder, p, length=batch_size * steps, seed=seed, max_side=512
+        )
+    else:
+        triplets = TripletPatches(
+            p,
+            images if images is not None else load_photos(NATURAL_PHOTOS),
+            length=batch_size * steps,
+            seed=seed,
+        )
     # The distillation target's input size: P sees each patch resized (DESIGN.md §2).
     target_size = 64 if backbone == "efficientnet_lite0" else 224
     teacher = PatchTeacher(p, backbone=backbone, target_size=target_size, width=width, seed=seed)

@@ -60,8 +60,10 @@ class UninformedStudents(Method):
             uses ``teacher_seed``.
         teacher_steps: pre-training steps of each teacher (batches of 64 triplets).
         teacher_dir: where pre-trained teachers are kept and reused (a teacher depends on
-            p, width, backbone, steps and seed, not on the category). ``None`` =
+            p, width, backbone, steps, seed and images, not on the category). ``None`` =
             ``<data root>/teachers``.
+        teacher_images: a folder of natural images to pre-train the teachers on (the
+            original uses ImageNet); ``None`` = scikit-image's bundled photographs.
         crop_size: train the students on one random ``crop_size``² window per image
             (``None``: on whole images, as in the paper).
         padding: border handling of the dense extraction (see ``DenseExtractor``).
@@ -86,6 +88,7 @@ class UninformedStudents(Method):
         teacher_steps: int = 20_000,
         teacher_seed: int = 0,
         teacher_dir: str | None = None,
+        teacher_images: str | None = None,
         crop_size: int | None = None,
         padding: str = "reflect",
         pretrained: bool = True,
@@ -110,6 +113,7 @@ class UninformedStudents(Method):
             teacher_steps=teacher_steps,
             teacher_seed=teacher_seed,
             teacher_dir=teacher_dir,
+            teacher_images=teacher_images,
             crop_size=crop_size,
             padding=padding,
         )
@@ -200,7 +204,9 @@ class UninformedStudents(Method):
         for index, p in enumerate(self.scales):
             path = folder / (
                 f"teacher_p{p}_w{o['width']:g}_{o['backbone']}_steps{o['teacher_steps']}"
-                f"_seed{o['teacher_seed']}.pt"
+                f"_seed{o['teacher_seed']}"
+                + (f"_{Path(o['teacher_images']).name}" if o["teacher_images"] else "")
+                + ".pt"
             )
             if not path.exists():
                 pretrain_teacher(
@@ -209,6 +215,7 @@ class UninformedStudents(Method):
                     width=o["width"],
                     steps=o["teacher_steps"],
                     seed=o["teacher_seed"],
+                    image_folder=o["teacher_images"],
                     device=device,
                     progress=progress,
                 ).save_teacher(path)
