@@ -89,6 +89,9 @@ __all__ = [
     "merge",
     "collect",
     "results_markdown",
+    "overall_table",
+    "per_category_table",
+    "published_beside_table",
     "save_figures",
     "published_beside",
     "peak_memory_mb",
@@ -704,7 +707,8 @@ def save_figures(results: BenchResults, folder: str | Path) -> dict[str, Path]:
     and ``cost_accuracy.png`` (training seconds against mean AU-PRO) in ``folder``."""
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    if "matplotlib.pyplot" not in sys.modules:  # a script; a notebook keeps its backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .viz.comparison import plot_cost_accuracy, plot_per_category
@@ -801,6 +805,75 @@ def _listing(values: list) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def overall_table(results: BenchResults) -> str:
+    """The Markdown table of means per method (over categories, each the mean of its
+    seeds): accuracy, decisions, time, parameters and peak memory."""
+    rows = [
+        [row["method"], *(_fmt(row[key], fmt, scale) for key, _, fmt, scale in _OVERALL_COLUMNS)]
+        for row in results.overall
+    ]
+    return _table(["method", *(t for _, t, _, _ in _OVERALL_COLUMNS)], rows)
+
+
+def per_category_table(results: BenchResults) -> str:
+    """The Markdown table of image AUROC and AU-PRO per category and method (mean ± std
+    over seeds), with the published numbers beside them where there are some."""
+    per_metric = {}
+    for row in published_beside(results):
+        per_metric.setdefault((row["method"], row["category"], row["metric"]), []).append(
+            f"{row['published']:.3f} ({row['source']})"
+        )
+    shown = [m for m in ("image_auroc", "au_pro") if any(k[2] == m for k in per_metric)]
+    header = ["category", "method", "seeds", "image AUROC"]
+    header += ["published image AUROC"] if "image_auroc" in shown else []
+    header += ["AU-PRO"] + (["published AU-PRO"] if "au_pro" in shown else [])
+    rows = []
+    for category in results.categories:
+        for method in results.methods:
+            entry = next(
+                (r for r in results.summary if r["method"] == method and r["category"] == category),
+                None,
+            )
+            if entry is None:
+                continue
+            row = [category, method, str(entry["seeds"])]
+            row.append(_mean_std(entry["image_auroc_mean"], entry["image_auroc_std"]))
+            if "image_auroc" in shown:
+                row.append("; ".join(per_metric.get((method, category, "image_auroc"), ["–"])))
+            row.append(_mean_std(entry["au_pro_mean"], entry["au_pro_std"]))
+            if "au_pro" in shown:
+                row.append("; ".join(per_metric.get((method, category, "au_pro"), ["–"])))
+            rows.append(row)
+    return _table(header, rows, 2)
+
+
+def published_beside_table(results: BenchResults) -> str:
+    """:func:`published_beside` as a Markdown table followed by the list of its sources;
+    an empty string when no published number matches the categories."""
+    published = published_beside(results)
+    if not published:
+        return ""
+    rows = [
+        [
+            row["method"],
+            row["category"],
+            _METRIC_TITLES.get(row["metric"], row["metric"]),
+            _fmt(row["ours"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
+            _fmt(row["published"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
+            row["source"],
+        ]
+        for row in published
+    ]
+    header = ["method", "category", "metric", "ours", "published", "source"]
+    used = sorted(_unique(row["source_key"] for row in published))
+    return (
+        _table(header, rows, 3, last_left=True)
+        + "\n"
+        + "\n".join(f"* `{key}`: {SOURCES[key]}" for key in used if key in SOURCES)
+        + "\n"
+    )
+
+
 def results_markdown(results: BenchResults) -> str:
     """The Markdown report of a merged sweep (no timestamps, no paths)."""
     parts = ["# Benchmark results\n"]
@@ -827,42 +900,12 @@ def results_markdown(results: BenchResults) -> str:
         "Each category weighs the same (the mean of its seeds' mean). Peak memory is the "
         "device's (CPU: the process's peak resident set).\n"
     )
-    rows = [
-        [row["method"], *(_fmt(row[key], fmt, scale) for key, _, fmt, scale in _OVERALL_COLUMNS)]
-        for row in results.overall
-    ]
-    parts.append(_table(["method", *(t for _, t, _, _ in _OVERALL_COLUMNS)], rows))
+    parts.append(overall_table(results))
 
     published = published_beside(results)
     parts.append("## Per category\n")
     parts.append("Mean ± standard deviation over seeds (no ± with one seed).\n")
-    per_metric = {}
-    for row in published:
-        per_metric.setdefault((row["method"], row["category"], row["metric"]), []).append(
-            f"{row['published']:.3f} ({row['source']})"
-        )
-    shown = [m for m in ("image_auroc", "au_pro") if any(k[2] == m for k in per_metric)]
-    header = ["category", "method", "seeds", "image AUROC"]
-    header += ["published image AUROC"] if "image_auroc" in shown else []
-    header += ["AU-PRO"] + (["published AU-PRO"] if "au_pro" in shown else [])
-    rows = []
-    for category in results.categories:
-        for method in results.methods:
-            entry = next(
-                (r for r in results.summary if r["method"] == method and r["category"] == category),
-                None,
-            )
-            if entry is None:
-                continue
-            row = [category, method, str(entry["seeds"])]
-            row.append(_mean_std(entry["image_auroc_mean"], entry["image_auroc_std"]))
-            if "image_auroc" in shown:
-                row.append("; ".join(per_metric.get((method, category, "image_auroc"), ["–"])))
-            row.append(_mean_std(entry["au_pro_mean"], entry["au_pro_std"]))
-            if "au_pro" in shown:
-                row.append("; ".join(per_metric.get((method, category, "au_pro"), ["–"])))
-            rows.append(row)
-    parts.append(_table(header, rows, 2))
+    parts.append(per_category_table(results))
 
     parts.append("## Published numbers beside ours\n")
     if published:
@@ -871,23 +914,7 @@ def results_markdown(results: BenchResults) -> str:
             "sources measured in their own setting (MVTec AD; the thesis: ResNet-18, "
             "224×224, seed 42), which can differ from ours above.\n"
         )
-        rows = [
-            [
-                row["method"],
-                row["category"],
-                _METRIC_TITLES.get(row["metric"], row["metric"]),
-                _fmt(row["ours"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
-                _fmt(row["published"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
-                row["source"],
-            ]
-            for row in published
-        ]
-        header = ["method", "category", "metric", "ours", "published", "source"]
-        parts.append(_table(header, rows, 3, last_left=True))
-        used = sorted(_unique(row["source_key"] for row in published))
-        parts.append(
-            "\n".join(f"* `{key}`: {SOURCES[key]}" for key in used if key in SOURCES) + "\n"
-        )
+        parts.append(published_beside_table(results))
     else:
         parts.append(
             "No published numbers match these categories: the sources report MVTec AD "

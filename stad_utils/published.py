@@ -145,3 +145,78 @@ def published_for(method: str, category: str) -> list[dict]:
     if method == "uninformed_students" and category in US_PRO:
         rows.append({"metric": "au_pro", "value": US_PRO[category], "source": SOURCES["US_PRO"]})
     return rows
+
+
+# ----------------------------------------------------------------------------------------
+# The tables as Markdown (the book's results page and chapter 9 show them)
+# ----------------------------------------------------------------------------------------
+
+_TITLES = {"stfpm": "STFPM", "fvv": "FVV", "simple_student": "Simple Student"}
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def _column_table(columns: list[tuple[str, dict, str]]) -> str:
+    """One row per MVTec AD category (then the mean of each column over the categories it
+    has), one column per ``(title, {category: value}, format)``; "–" where missing."""
+    rows = [
+        [category, *(fmt.format(c[category]) if category in c else "–" for _, c, fmt in columns)]
+        for category in CATEGORY_ORDER
+    ]
+    means = [sum(c.values()) / len(c) for _, c, _ in columns]
+    rows.append(["mean", *(fmt.format(m) for (_, _, fmt), m in zip(columns, means, strict=True))])
+    return _markdown_table(["category", *(title for title, _, _ in columns)], rows)
+
+
+def published_tables() -> dict[str, str]:
+    """The published numbers as three Markdown tables, ``{title: table}``: image AUROC,
+    localization (AU-PRO, pixel AUROC, Dice) and false bads / false goods. One row per
+    MVTec AD category and a last row with each column's mean over the categories it
+    reports; "–" where a source has no number (the thesis reports no Grid results)."""
+    image = [(f"{_TITLES[m]} (THESIS)", THESIS_IMAGE_AUROC[m], "{:.3f}") for m in _TITLES]
+    image += [
+        ("STFPM ResNet-18 (ANOMALIB)", ANOMALIB_STFPM_IMAGE_AUROC["resnet18"], "{:.3f}"),
+        ("STFPM WRN-50 (ANOMALIB)", ANOMALIB_STFPM_IMAGE_AUROC["wide_resnet50_2"], "{:.3f}"),
+    ]
+    local = [
+        ("Uninformed Students AU-PRO (US_PRO)", US_PRO, "{:.3f}"),
+        (
+            "STFPM pixel AUROC ResNet-18 (ANOMALIB)",
+            ANOMALIB_STFPM_PIXEL_AUROC["resnet18"],
+            "{:.3f}",
+        ),
+        (
+            "STFPM pixel AUROC WRN-50 (ANOMALIB)",
+            ANOMALIB_STFPM_PIXEL_AUROC["wide_resnet50_2"],
+            "{:.3f}",
+        ),
+    ]
+    local += [(f"{_TITLES[m]} Dice (THESIS)", THESIS_DICE[m], "{:.3g}") for m in _TITLES]
+    decisions = [
+        [
+            category,
+            *(
+                "{} / {}".format(*THESIS_FALSE_BADS_GOODS[m][category])
+                if category in THESIS_FALSE_BADS_GOODS[m]
+                else "–"
+                for m in _TITLES
+            ),
+        ]
+        for category in CATEGORY_ORDER
+    ]
+    totals = [
+        "{} / {}".format(*(sum(v[i] for v in THESIS_FALSE_BADS_GOODS[m].values()) for i in (0, 1)))
+        for m in _TITLES
+    ]
+    decisions.append(["total", *totals])
+    return {
+        "Image AUROC": _column_table(image),
+        "Localization: AU-PRO (FPR ≤ 0.3), pixel AUROC, Dice": _column_table(local),
+        "False bads / false goods at the image-level F1-optimal threshold (THESIS)": (
+            _markdown_table(["category", *(f"{t} (THESIS)" for t in _TITLES.values())], decisions)
+        ),
+    }

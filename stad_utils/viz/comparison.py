@@ -7,7 +7,8 @@ can draw its own comparison without the sweep:
   per category and one bar per method, error bars (e.g. the standard deviation over seeds)
   where given;
 * ``plot_cost_accuracy({method: {"train_seconds", "au_pro", "parameters"}})`` — training
-  time (log scale) against accuracy, the marker area growing with the parameter count.
+  time (or another ``cost``, log scale) against accuracy, the marker area growing with the
+  parameter count.
 """
 
 from __future__ import annotations
@@ -99,26 +100,29 @@ def plot_cost_accuracy(
     ylabel: str = "mean AU-PRO",
     title: str = "Cost against accuracy",
     ax=None,
+    cost: str = "train_seconds",
+    xlabel: str = "training time per category (s, log scale)",
 ):
-    """Training seconds (log scale) against accuracy, one marker per method.
+    """A cost (log scale; default training seconds) against accuracy, one marker per method.
 
-    ``points``: ``{method: {"train_seconds": s, accuracy: value, "parameters": n}}``. The
-    marker area grows with the parameter count; the label gives it in millions. Methods
-    without a training time or an accuracy are left out.
+    ``points``: ``{method: {cost: value, accuracy: value, "parameters": n}}``. The marker
+    area grows with the parameter count; the label gives it in millions. Methods without
+    a cost or an accuracy are left out. Another cost, e.g. ``cost="ms_per_image"``, needs
+    its ``xlabel``.
     """
     fig, ax = _new_axes(ax, size=(5.6, 3.8))
     colors = method_colors(points)
     drawn = {
         name: p
         for name, p in points.items()
-        if p.get("train_seconds") is not None and p.get(accuracy) is not None
+        if p.get(cost) is not None and p.get(accuracy) is not None
     }
     largest = max((_number(p.get("parameters")) for p in drawn.values()), default=math.nan)
     by_accuracy = sorted(drawn, key=lambda name: float(drawn[name][accuracy]))
     for name, p in drawn.items():
         parameters = _number(p.get("parameters"))
         scale = parameters / largest if largest and not math.isnan(parameters) else 0.0
-        seconds = max(float(p["train_seconds"]), 1e-3)
+        seconds = max(float(p[cost]), 1e-3)
         ax.scatter(
             seconds,
             float(p[accuracy]),
@@ -137,15 +141,19 @@ def plot_cost_accuracy(
         )
     ax.margins(y=0.15)  # room for the labels above and below
     ax.set_xscale("log")
+    subs = (1, 2, 5)
+    if drawn:
+        seconds = [max(float(p[cost]), 1e-3) for p in drawn.values()]
+        low, high = min(seconds) / 2, max(seconds) * 4  # room for the labels
+        ax.set_xlim(low, high)
+        if high / low > 500:  # over more than ~3 decades 1-2-5 ticks would overlap
+            subs = (1,)
     # plain tick labels (1, 10, 100) rather than mathtext powers of ten
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training time per category (s, log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title + " (marker area ∝ parameters)")
-    if drawn:
-        seconds = [max(float(p["train_seconds"]), 1e-3) for p in drawn.values()]
-        ax.set_xlim(min(seconds) / 2, max(seconds) * 4)  # room for the labels
     fig.tight_layout()
     return fig
