@@ -57,6 +57,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 import traceback
@@ -368,7 +369,7 @@ def _device_type(device: str | None) -> str:
     import torch
 
     if device:
-        return device.lower()
+        return torch.device(device.lower()).type  # "cuda:0" → "cuda"
     if torch.cuda.is_available():
         return "cuda"
     backend = getattr(torch.backends, "mps", None)
@@ -448,6 +449,11 @@ def run_sweep(
     same call later resumes after the last finished job.
     """
     run_fn = run_fn or runner.run
+    if shard is not None and sweep.categories is None:
+        log(
+            "note: the categories are the folders found under the data root; give every "
+            "shard the same --categories so that all machines split the same job list"
+        )
     todo = shard_jobs(sweep.jobs(), shard)
     report = SweepReport(jobs=todo)
     runs = sweep.runs_dir
@@ -463,6 +469,10 @@ def run_sweep(
         if status in ("corrupt", "changed"):
             log(f"{prefix}: redoing ({detail})")
             (runs / f"{job.key}.json").unlink(missing_ok=True)
+        if status == "changed" and config.out:
+            # the kept model's checkpoint belongs to the old configuration: start afresh
+            # (an interrupted run of the *same* configuration keeps it, and resumes)
+            shutil.rmtree(Path(config.out) / "checkpoint", ignore_errors=True)
         elif status == "failed":
             log(f"{prefix}: retrying (failed before: {detail})")
         else:

@@ -48,7 +48,8 @@ class Profile:
     seed: int = 42
     # per method: constructor options that differ from the method's defaults
     method_options: dict = field(default_factory=dict)
-    # per method: training settings (TrainConfig fields) that differ from the above
+    # per method: epochs, batch_size or lr that differ from the above (a method's own
+    # optimizer and weight decay are Method.training_defaults)
     method_training: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

@@ -30,6 +30,8 @@ from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
 from .train import TrainConfig
 
+ENSEMBLES = ("fvv", "uninformed_students")  # methods whose ensemble size the profile sets
+
 REPORT_KEYS = (
     "method",
     "category",
@@ -78,6 +80,12 @@ class RunConfig:
         for key in ("backbone", "image_size", "epochs", "batch_size", "lr", "seed"):
             if values[key] is None:
                 values[key] = getattr(profile, key)
+        # the profile's options for this method (e.g. smaller networks on a CPU), under the
+        # user's; recorded here so that the report (and a sweep's resume) sees them
+        options = {**profile.method_options.get(values["method"], {}), **values["method_options"]}
+        if values["method"] in ENSEMBLES:  # the profile's ensemble size unless given
+            options.setdefault("num_students", profile.num_students)
+        values["method_options"] = options
         values["profile"] = profile.name
         if values["method"] not in METHODS:
             raise ValueError(
@@ -101,13 +109,10 @@ class RunConfig:
         )
 
     def build_method(self) -> Method:
-        profile = get_profile(self.profile)
-        # the profile's settings for this method (e.g. smaller networks on a CPU), then
-        # the user's method_options over them
-        options = {**profile.method_options.get(self.method, {}), **self.method_options}
-        if self.method in ("fvv", "uninformed_students"):  # the profile's ensemble size
-            options.setdefault("num_students", profile.num_students)
-        return METHODS[self.method](backbone=self.backbone, seed=self.seed, **options)
+        config = self.resolved()  # the profile's options for the method included
+        return METHODS[config.method](
+            backbone=config.backbone, seed=config.seed, **config.method_options
+        )
 
 
 def _synchronize(device: torch.device) -> None:

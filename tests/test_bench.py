@@ -330,7 +330,7 @@ def test_published_numbers_appear_beside_ours_for_mvtec_categories(tmp_path):
             "metric": "au_pro",
             "ours": results.cell("uninformed_students", "carpet", "au_pro"),
             "published": published.US_PRO["carpet"],
-            "source": "US_PRO",
+            "source": "US_PRO, p = 65 only; ours: mean of the scales run",
             "source_key": "US_PRO",
         }
     ]
@@ -344,7 +344,7 @@ def test_published_numbers_appear_beside_ours_for_mvtec_categories(tmp_path):
         "ANOMALIB, ResNet-18": published.ANOMALIB_STFPM_IMAGE_AUROC["resnet18"]["carpet"],
     }
     markdown = (tmp_path / "results.md").read_text()
-    assert f"{published.US_PRO['carpet']:.3f} (US_PRO)" in markdown
+    assert f"{published.US_PRO['carpet']:.3f} (US_PRO, p = 65 only" in markdown
     assert "published AU-PRO" in markdown and "published image AUROC" in markdown
     assert "* `US_PRO`: " + published.SOURCES["US_PRO"] in markdown
     assert "No published numbers" not in markdown
@@ -437,3 +437,33 @@ def test_one_real_run_on_the_tiny_dataset(mvtec_root, tmp_path):
     assert not (tmp_path / "bench" / "models").exists()
     results = bench.merge(tmp_path / "bench", figures=False)
     assert results.runs[0]["key"] == "stfpm__alpha__seed42"
+
+
+def test_a_changed_job_loses_its_old_checkpoint_and_an_interrupted_one_keeps_it(tmp_path):
+    one = {"methods": ("stfpm",), "categories": ("brick",), "seeds": (1,), "keep_models": True}
+    sweep = make_sweep(tmp_path, **one)
+    bench.run_sweep(sweep, run_fn=FakeRun(), log=quiet)
+    checkpoint = tmp_path / "models" / "stfpm__brick__seed1" / "checkpoint" / "last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"old run")
+    bench.run_sweep(sweep, run_fn=FakeRun(), log=quiet)  # finished: skipped, untouched
+    assert checkpoint.exists()
+    (tmp_path / "runs" / "stfpm__brick__seed1.json").unlink()  # as if interrupted
+    bench.run_sweep(sweep, run_fn=FakeRun(), log=quiet)  # same configuration: may resume
+    assert checkpoint.exists()
+    changed = make_sweep(tmp_path, epochs=3, **one)
+    assert bench.run_sweep(changed, run_fn=FakeRun(), log=quiet).ran == ["stfpm__brick__seed1"]
+    assert not checkpoint.exists()  # another configuration: it would resume the wrong run
+
+
+def test_device_names_with_an_index_are_reduced_to_their_type():
+    assert bench._device_type("cuda:0") == "cuda"
+    assert bench._device_type("CPU") == "cpu"
+
+
+def test_a_shard_without_explicit_categories_is_warned_about(tmp_path):
+    (tmp_path / "data" / "brick" / "train" / "good").mkdir(parents=True)
+    sweep = make_sweep(tmp_path / "out", categories=None, data=str(tmp_path / "data"))
+    lines = []
+    bench.run_sweep(sweep, shard="1/2", run_fn=FakeRun(), log=lines.append)
+    assert "same --categories" in lines[0]

@@ -20,6 +20,8 @@ def test_a_stub_gets_the_friendly_message(check):
 
 def test_predictive_variance_answers():
     assert check_predictive_variance(predictive_variance) is True
+    # an answer in float64, or as a NumPy array, is checked like any other
+    assert check_predictive_variance(lambda s: predictive_variance(s).double().numpy()) is True
     with pytest.raises(ExerciseError, match="M − 1"):
         check_predictive_variance(lambda s: torch.stack(s).var(0, unbiased=True).sum(1))
     with pytest.raises(ExerciseError, match="mean"):

@@ -119,8 +119,11 @@ def test_anomaly_map_is_the_mean_of_the_scale_scores(trained):
 def test_save_and_load_give_the_same_maps(trained, tmp_path):
     method, _, val_set = trained
     path = method.save(tmp_path / "us.pt")
+    method.use_scales = [33]
+    assert Method.load(method.save(tmp_path / "one.pt")).use_scales == (33,)  # saved
+    method.use_scales = method.scales
     loaded = Method.load(path)
-    assert isinstance(loaded, UninformedStudents)
+    assert isinstance(loaded, UninformedStudents) and loaded.use_scales == (17, 33)
     maps, scores = method.predict(val_set.images)
     maps2, scores2 = loaded.predict(val_set.images)
     assert (maps == maps2).all() and (scores == scores2).all()
@@ -222,4 +225,12 @@ def test_teachers_can_learn_from_a_folder_of_images(mvtec_root, tmp_path):
     )
     method.prepare_teachers(torch.device("cpu"), progress=False)
     saved = sorted(p.name for p in (tmp_path / "teachers").iterdir())
-    assert saved == ["teacher_p17_w0.125_efficientnet_lite0_steps1_seed0_train.pt"]
+    assert len(saved) == 1  # no temporary file is left behind
+    assert saved[0].startswith("teacher_p17_w0.125_efficientnet_lite0_steps1_seed0_train-")
+    other = tmp_path / "elsewhere" / "train"  # another folder with the same name
+    other.mkdir(parents=True)
+    for image in sorted((mvtec_root / "alpha" / "train" / "good").iterdir())[:2]:
+        (other / image.name).write_bytes(image.read_bytes())
+    method.options["teacher_images"] = str(other)
+    method.prepare_teachers(torch.device("cpu"), progress=False)
+    assert len(list((tmp_path / "teachers").iterdir())) == 2

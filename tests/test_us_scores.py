@@ -65,3 +65,16 @@ def test_standardized_score_eq8():
     assert score.item() == pytest.approx(2 / 2**0.5)
     with pytest.raises(ValueError, match="at least two pixels"):
         ScoreStatistics.from_maps(torch.tensor([1.0]), torch.tensor([1.0]))
+
+
+def test_descriptor_statistics_of_batches_equal_those_of_the_whole():
+    generator = torch.Generator().manual_seed(4)
+    maps = 1000.0 + torch.randn(7, 3, 5, 4, generator=generator)  # a large offset
+    whole = descriptor_statistics(maps)
+    batched = descriptor_statistics(iter([maps[:2], maps[2:3], maps[3:]]))
+    flat = maps.double().transpose(0, 1).reshape(3, -1)
+    assert torch.allclose(whole[0].double(), flat.mean(1), rtol=1e-6)
+    assert torch.allclose(whole[1].double(), flat.std(1, unbiased=False), rtol=1e-4)
+    assert torch.allclose(batched[0], whole[0]) and torch.allclose(batched[1], whole[1], rtol=1e-4)
+    with pytest.raises(ValueError, match="at least one"):
+        descriptor_statistics(iter([]))

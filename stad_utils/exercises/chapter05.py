@@ -23,7 +23,9 @@ def check_predictive_variance(variance_fn) -> bool:
         ("identical students", [one.clone(), one.clone(), one.clone()]),
     ]
     for description, students in cases:
-        answer = torch.as_tensor(attempt(name, variance_fn, [s.clone() for s in students]))
+        answer = torch.as_tensor(
+            attempt(name, variance_fn, [s.clone() for s in students]), dtype=torch.float32
+        ).cpu()
         expected = predictive_variance(students)
         if answer.shape != expected.shape:
             fail(
@@ -66,7 +68,8 @@ def check_combine_scales(combine_fn) -> bool:
         for scales in ((17, 33, 65), (33,), (17, 65)):
             e = {p: errors[p].clone() for p in scales}
             v = {p: variances[p].clone() for p in scales}
-            answer = torch.as_tensor(attempt(name, combine_fn, e, v, {p: stats[p] for p in scales}))
+            answer = attempt(name, combine_fn, e, v, {p: stats[p] for p in scales})
+            answer = torch.as_tensor(answer, dtype=torch.float32).cpu()
             per_scale = [standardized_score(errors[p], variances[p], stats[p]) for p in scales]
             expected = torch.stack(per_scale).mean(0)
             if answer.shape != expected.shape:

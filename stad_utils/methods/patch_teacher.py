@@ -10,6 +10,7 @@ guard, checkpoints and resume), fed with :class:`~stad_utils.data.patches.Triple
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +126,11 @@ class PatchTeacher(nn.Module):
         """Save T̂ alone (what the students will learn from)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")  # never a half-written teacher under its name
+        # A unique temporary name, then an atomic rename: never a half-written teacher
+        # under its name, even when several shards of a sweep pre-train it at once.
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        os.close(handle)
+        temporary = Path(name)
         torch.save(
             {
                 "p": self.network.receptive_field,

@@ -25,6 +25,7 @@ descriptors are exactly those of the whole image at those pixels, only fewer of 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class UninformedStudents(Method):
         crop_size: train the students on one random ``crop_size``² window per image
             (``None``: on whole images, as in the paper).
         padding: border handling of the dense extraction (see ``DenseExtractor``).
+        use_scales: the scales the anomaly map averages (default: all); see
+            :attr:`use_scales`.
         pretrained: pre-train (or reuse) the teachers in ``fit``. ``False`` is for
             ``load``, where the teachers come with the saved weights.
 
@@ -91,6 +94,7 @@ class UninformedStudents(Method):
         teacher_images: str | None = None,
         crop_size: int | None = None,
         padding: str = "reflect",
+        use_scales: Sequence[int] | None = None,
         pretrained: bool = True,
     ) -> None:
         scales = tuple(sorted(int(p) for p in scales))
@@ -131,7 +135,7 @@ class UninformedStudents(Method):
         self.register_buffer("descriptor_mean", torch.full((len(scales), d), float("nan")))
         self.register_buffer("descriptor_std", torch.full((len(scales), d), float("nan")))
         self.register_buffer("score_statistics", torch.full((len(scales), 4), float("nan")))
-        self.use_scales = scales
+        self.use_scales = scales if use_scales is None else use_scales  # recorded in options
 
     # -- which scales the map averages -----------------------------------------------------
     @property
@@ -142,7 +146,7 @@ class UninformedStudents(Method):
     def use_scales(self) -> tuple[int, ...]:
         """The scales the anomaly map averages; a subset of ``scales``, changeable after
         training (no retraining: each scale is an independent model)."""
-        return self._use_scales
+        return self.options["use_scales"]
 
     @use_scales.setter
     def use_scales(self, value: Iterable[int]) -> None:
@@ -151,7 +155,7 @@ class UninformedStudents(Method):
             raise ValueError(
                 f"use_scales must be a non-empty subset of {self.scales}; got {value}."
             )
-        self._use_scales = value
+        self.options["use_scales"] = value  # saved with the method
 
     def train(self, mode: bool = True) -> UninformedStudents:
         super().train(mode)
@@ -205,7 +209,7 @@ class UninformedStudents(Method):
             path = folder / (
                 f"teacher_p{p}_w{o['width']:g}_{o['backbone']}_steps{o['teacher_steps']}"
                 f"_seed{o['teacher_seed']}"
-                + (f"_{Path(o['teacher_images']).name}" if o["teacher_images"] else "")
+                + (_folder_tag(o["teacher_images"]) if o["teacher_images"] else "")
                 + ".pt"
             )
             if not path.exists():
@@ -260,10 +264,9 @@ class UninformedStudents(Method):
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         """Eq. 5 summed over the students of every scale (one optimizer steps them all; Adam
         is per parameter, so each student gets the updates it would get alone)."""
-        padded = self.options["crop_size"] is not None
         total = images.new_zeros(())
         for index, window in enumerate(self._training_windows(images)):
-            is_padded = padded and window is not images
+            is_padded = window is not images  # a window cut from the padded image
             with torch.no_grad():
                 teacher = self._dense(self.teachers[index])(window, padded=is_padded)
             for predicted in self.student_maps(index, window, padded=is_padded):
@@ -274,7 +277,9 @@ class UninformedStudents(Method):
 
     def selection_map(self, images: torch.Tensor) -> torch.Tensor:
         """What model selection minimizes during training (eq. 8's statistics do not exist
-        yet): the regression error e (eq. 6), averaged over the scales."""
+        yet): the regression error e (eq. 6), averaged over the scales. Every scale's e is
+        in the same unit — squared teacher standard deviations, by eq. 5's normalization —
+        so no scale dominates the mean by its descriptors' size alone."""
         errors = [
             regression_error(self.student_maps(i, images), self.normalized_teacher(i, images))
             for i in range(len(self.scales))
@@ -336,3 +341,10 @@ class UninformedStudents(Method):
             if p in self.use_scales
         ]
         return torch.stack(scores).mean(dim=0)
+
+
+def _folder_tag(folder: str) -> str:
+    """``_<name>-<8 hex digits of the absolute path>``: teachers pre-trained on two folders
+    with the same name are cached apart."""
+    resolved = str(Path(folder).expanduser().resolve())
+    return f"_{Path(resolved).name}-{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"

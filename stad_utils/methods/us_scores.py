@@ -21,20 +21,31 @@ def descriptor_statistics(
     eq. 5. Returns two ``(d,)`` tensors; σ is floored at 1e-6 so no component divides by 0.
 
     ``teacher_maps`` may also be an iterable of such batches (a whole training set does
-    not fit in memory at once): the sums are accumulated in float64.
+    not fit in memory at once). Each batch's mean and sum of squared deviations are taken
+    on its device in float32 (Apple MPS has no float64) and merged on the CPU in float64
+    with Chan et al.'s pairwise update, which stays exact where E[x²] − E[x]² would not.
+    The returned tensors are on the device of the maps.
     """
     batches = [teacher_maps] if isinstance(teacher_maps, torch.Tensor) else teacher_maps
-    count, total, squares = 0, 0.0, 0.0
+    count, mean, squares, device = 0, None, None, None
     for maps in batches:
-        flat = maps.detach().transpose(0, 1).reshape(maps.shape[1], -1).double()
-        count += flat.shape[1]
-        total = total + flat.sum(dim=1)
-        squares = squares + flat.pow(2).sum(dim=1)
-    if count == 0:
+        flat = maps.detach().float().transpose(0, 1).reshape(maps.shape[1], -1)
+        n, device = flat.shape[1], maps.device
+        batch_mean = flat.mean(dim=1)
+        batch_squares = (flat - batch_mean[:, None]).pow(2).sum(dim=1).cpu().double()
+        batch_mean = batch_mean.cpu().double()
+        if mean is None:
+            count, mean, squares = n, batch_mean, batch_squares
+            continue
+        delta = batch_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        squares = squares + batch_squares + delta.pow(2) * (count * n / total)
+        count = total
+    if mean is None:
         raise ValueError("Descriptor statistics need at least one descriptor map.")
-    mean = total / count
-    variance = (squares / count - mean.pow(2)).clamp_min(0.0)
-    return mean.float(), variance.sqrt().clamp_min(1e-6).float()
+    std = (squares / count).sqrt().clamp_min(1e-6)
+    return mean.float().to(device), std.float().to(device)
 
 
 def normalize_teacher(teacher: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
