@@ -715,12 +715,9 @@ def _write_csv(path: Path, keys: tuple[str, ...], rows: list[dict]) -> None:
 def save_figures(results: BenchResults, folder: str | Path) -> dict[str, Path]:
     """``per_category.png`` (AU-PRO per category and method, std over seeds as error bars)
     and ``cost_accuracy.png`` (training seconds against mean AU-PRO) in ``folder``."""
-    import matplotlib
+    from .viz.style import pyplot_for_files
 
-    if "matplotlib.pyplot" not in sys.modules:  # a script; a notebook keeps its backend
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot_for_files()
     from .viz.comparison import plot_cost_accuracy, plot_per_category
 
     folder = Path(folder)

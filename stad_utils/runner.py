@@ -251,11 +251,9 @@ def evaluate_run(
 
 def save_figures(folder: Path, method, history, test_set, maps, metrics: MetricsReport) -> None:
     """The run's figures as PNG files (the same functions the chapters use)."""
-    import matplotlib
+    from .viz.style import pyplot_for_files
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot_for_files()
     from .viz.curves import plot_report_curves
     from .viz.grids import anomaly_grid
     from .viz.training import plot_loss_curve, plot_score_histogram

@@ -558,3 +558,14 @@ def test_maps_side_by_side_row_scale_is_shared_along_each_row():
     assert row1[0][1] == pytest.approx(100.0, rel=0.01)
     with pytest.raises(ValueError, match="color_scale"):
         G.maps_side_by_side(images, masks, {"e": weak}, color_scale="image")
+
+
+def test_pyplot_for_files_keeps_the_backend_once_pyplot_is_in_use():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from stad_utils.viz.style import pyplot_for_files
+
+    before = matplotlib.get_backend()
+    assert pyplot_for_files() is plt
+    assert matplotlib.get_backend() == before  # a notebook's inline backend would stay

@@ -6,6 +6,20 @@ import matplotlib as mpl
 import numpy as np
 import torch
 
+
+def pyplot_for_files():
+    """``matplotlib.pyplot`` for writing figures to files: a script (no pyplot imported yet)
+    gets the display-free Agg backend; a notebook keeps its own backend, so its later
+    figures still show."""
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules:
+        mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 ANOMALY_CMAP = "inferno"  # perceptually uniform, dark = normal, bright = anomalous
 MASK_COLOR = (0.0, 0.85, 1.0)  # cyan outlines read well on every texture and on inferno
 GOOD_COLOR = "#2a9d8f"
