@@ -39,7 +39,7 @@ def seconds_per_image(method, images: torch.Tensor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--categories", default=",".join(TEXTURE_CATEGORIES))
-    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's (5)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's (10)")
     parser.add_argument("--timed-images", type=int, default=8)
     args = parser.parse_args()
     root = ensure_textures()

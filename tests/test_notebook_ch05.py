@@ -22,7 +22,10 @@ def test_the_method_detects_and_segments(chapter5):
     values, executed = chapter5
     assert values["us_image_auroc"] >= 0.9
     assert values["us_au_pro"] >= 0.85
-    assert figure_count(executed) >= 4
+    assert figure_count(executed) >= 5
+    # at the chosen pixels the defect's ensemble misses the teacher by more, and spreads more
+    assert values["pixel_error_defect"] > values["pixel_error_good"]
+    assert values["pixel_variance_defect"] > values["pixel_variance_good"]
 
 
 def test_each_term_and_scale_is_a_detector(chapter5):

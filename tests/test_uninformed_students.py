@@ -169,7 +169,7 @@ def test_teachers_are_pretrained_once_then_reused(tmp_path, monkeypatch):
 def test_runner_uses_the_method_and_profile_training_settings():
     quick = RunConfig(method="uninformed_students", data="x", category="y", profile="quick")
     resolved = quick.resolved()
-    assert (resolved.lr, resolved.epochs) == (1e-4, 5)
+    assert (resolved.lr, resolved.epochs) == (1e-3, 10)  # the quick profile's
     train = resolved.train_config(torch.device("cpu"))
     assert (train.optimizer, train.weight_decay) == ("adam", 1e-5)
     method = resolved.build_method()
@@ -205,7 +205,7 @@ def test_command_line_fit_and_evaluate_on_an_mvtec_folder(mvtec_root, tmp_path, 
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "uninformed_students" and report["category"] == "beta"
     assert 0.0 <= report["au_pro"] <= 1.0 and 0.0 <= report["image_auroc"] <= 1.0
-    assert report["config"]["lr"] == 1e-4  # the method's training default
+    assert report["config"]["lr"] == 1e-3  # the quick profile's setting for the method
     loaded = Method.load(out / "model.pt")
     assert loaded.scales == (17, 33) and loaded.options["num_students"] == 2
     assert main(["evaluate", "--run", str(out), "--output", str(tmp_path / "again.json")]) == 0

@@ -569,3 +569,32 @@ def test_pyplot_for_files_keeps_the_backend_once_pyplot_is_in_use():
     before = matplotlib.get_backend()
     assert pyplot_for_files() is plt
     assert matplotlib.get_backend() == before  # a notebook's inline backend would stay
+
+
+def test_ensemble_plane_keeps_e_exact_and_v_as_far_as_two_axes_allow():
+    from stad_utils.methods.us_scores import predictive_variance, regression_error
+    from stad_utils.viz.ensemble import ensemble_plane, plot_ensemble_at_pixels
+
+    generator = torch.Generator().manual_seed(2)
+    students = torch.randn(3, 6, generator=generator)
+    teacher = torch.randn(6, generator=generator)
+    plane = ensemble_plane(students, teacher)
+    maps = [s.view(1, 6, 1, 1) for s in students]
+    e = regression_error(maps, teacher.view(1, 6, 1, 1)).item()
+    v = predictive_variance(maps).item()
+    assert plane["error"] == pytest.approx(e, rel=1e-5)
+    assert plane["variance"] == pytest.approx(v, rel=1e-5)
+    # the teacher lies on the first axis at distance √e
+    assert plane["teacher"][1] == pytest.approx(0.0, abs=1e-9)
+    assert plane["teacher"][0] == pytest.approx(e**0.5, rel=1e-6)
+    # three students span a plane around their mean: the projection keeps all of v only if
+    # that plane holds the teacher's direction; it never shows more than v
+    shown = (plane["students"] ** 2).sum(axis=1).mean()
+    assert shown <= v + 1e-9 and shown > 0
+    agreeing = ensemble_plane(torch.ones(3, 4), torch.zeros(4))
+    assert agreeing["variance"] == 0.0 and agreeing["error"] == pytest.approx(4.0)
+    fig = plot_ensemble_at_pixels([plane, agreeing], ["defect", "good"])
+    assert len(fig.axes) == 2 and "e = " in fig.axes[0].get_title()
+    assert fig.axes[1].get_xlim()[1] == pytest.approx(2 * 1.15)  # its own: teacher at 2
+    fig = plot_ensemble_at_pixels([plane, agreeing], ["defect", "good"], shared_scale=True)
+    assert fig.axes[0].get_xlim() == fig.axes[1].get_xlim()  # one scale for both
