@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .curves import CURVE_COLORS
-from .style import use_book_style
+from .style import new_axes
 
 __all__ = ["plot_per_category", "plot_cost_accuracy", "method_colors"]
 
@@ -32,13 +32,6 @@ _PALETTE = (*CURVE_COLORS, *plt.get_cmap("tab10").colors)
 def method_colors(methods) -> dict[str, object]:
     """One colour per method, in the given order (the same in every comparison figure)."""
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(methods)}
-
-
-def _new_axes(ax, size):
-    use_book_style()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-    return ax.figure, ax
 
 
 def _number(value) -> float:
@@ -63,7 +56,7 @@ def plot_per_category(
     methods = list(values)
     categories = list(dict.fromkeys(c for name in methods for c in values[name]))
     width_inches = 1.0 + len(categories) * (0.3 * max(len(methods), 1) + 0.2)
-    fig, ax = _new_axes(ax, size=(min(12.0, max(4.8, width_inches)), 3.6))
+    fig, ax = new_axes(ax, size=(min(12.0, max(4.8, width_inches)), 3.6))
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(categories))
     colors = method_colors(methods)
@@ -110,7 +103,7 @@ def plot_cost_accuracy(
     a cost or an accuracy are left out. Another cost, e.g. ``cost="ms_per_image"``, needs
     its ``xlabel``.
     """
-    fig, ax = _new_axes(ax, size=(5.6, 3.8))
+    fig, ax = new_axes(ax, size=(5.6, 3.8))
     colors = method_colors(points)
     drawn = {
         name: p

@@ -21,6 +21,7 @@ from .style import (
     GOOD_COLOR,
     MASK_COLOR,
     interactive_figure,
+    new_axes,
     use_book_style,
 )
 
@@ -60,13 +61,6 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
     return x[keep], y[keep]
 
 
-def _new_axes(ax, size=(4.2, 3.8)):
-    use_book_style()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-    return ax.figure, ax
-
-
 def _square(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -82,7 +76,7 @@ def plot_roc(curves, title: str = "ROC curve", ax=None):
     ``curves``: a :class:`~stad_utils.metrics.RocCurve` / ``(fpr, tpr)`` pair, or a dict
     ``{name: curve}`` to compare several (e.g. image- and pixel-level).
     """
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=1, label="chance (0.500)")
     for (name, (fpr, tpr)), color in zip(_as_curves(curves).items(), CURVE_COLORS, strict=False):
         area = float(np.trapezoid(tpr, fpr))
@@ -100,7 +94,7 @@ def plot_pro(curves, fpr_limit: float = 0.3, title: str = "PRO curve", ax=None):
     ``curves``: a :class:`~stad_utils.metrics.ProCurve` / ``(fpr, pro)`` pair or a dict of
     them. The legend gives each AU-PRO (normalized area up to ``fpr_limit``, MVTec AD).
     """
-    fig, ax = _new_axes(ax)
+    fig, ax = new_axes(ax)
     ax.axvspan(0, fpr_limit, color="0.85", alpha=0.5, lw=0, label=f"FPR ≤ {fpr_limit:g}")
     ax.axvline(fpr_limit, color="0.5", lw=1, ls="--")
     for (name, (fpr, pro)), color in zip(_as_curves(curves).items(), CURVE_COLORS, strict=False):
@@ -302,7 +296,7 @@ def plot_f1_curve(thresholds, f1, best: float | None = None, ax=None):
 
     ``thresholds`` and ``f1`` (K,) as returned by :func:`stad_utils.metrics.f1_curve`.
     """
-    fig, ax = _new_axes(ax, size=(5.0, 3.2))
+    fig, ax = new_axes(ax, size=(5.0, 3.2))
     # F1 at threshold t_k holds for every t in (t_{k-1}, t_k]: steps to the left ("pre").
     ax.step(thresholds, f1, where="pre", color=CURVE_COLORS[0], lw=2)
     ax.plot(thresholds, f1, "o", color=CURVE_COLORS[0], ms=3)
@@ -332,7 +326,7 @@ def plot_normalized_scores(normalized, labels, ax=None):
     """
     normalized = np.asarray(normalized, dtype=np.float64)
     labels = np.asarray(labels).astype(int)
-    fig, ax = _new_axes(ax, size=(5.6, 2.4))
+    fig, ax = new_axes(ax, size=(5.6, 2.4))
     rng = np.random.default_rng(0)
     for label, name, color in ((0, "good", GOOD_COLOR), (1, "defective", DEFECT_COLOR)):
         values = normalized[labels == label]

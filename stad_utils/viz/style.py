@@ -43,6 +43,17 @@ def use_book_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
+def new_axes(ax=None, size=(4.2, 3.8)):
+    """``(figure, axes)`` to draw on: ``ax`` and its figure when given (a panel of a larger
+    figure), else a new figure of ``size`` inches. Applies the book's style either way."""
+    import matplotlib.pyplot as plt
+
+    use_book_style()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+    return ax.figure, ax
+
+
 def to_numpy_image(image) -> np.ndarray:
     """(3, H, W) or (H, W) tensor/array in [0, 1] → (H, W, 3) or (H, W) float array."""
     if isinstance(image, torch.Tensor):

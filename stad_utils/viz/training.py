@@ -22,20 +22,13 @@ from matplotlib.ticker import MaxNLocator
 from stad_utils import metrics
 
 from .curves import CURVE_COLORS
-from .style import DEFECT_COLOR, GOOD_COLOR, use_book_style
+from .style import DEFECT_COLOR, GOOD_COLOR, new_axes, use_book_style
 
 __all__ = ["plot_loss_curve", "plot_score_histogram", "plot_per_defect_scores", "plot_loss_parts"]
 
 LOSS_COLOR = CURVE_COLORS[0]
 VALIDATION_COLOR = DEFECT_COLOR
 THRESHOLD_COLOR = "0.25"
-
-
-def _new_axes(ax, size):
-    use_book_style()
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-    return ax.figure, ax
 
 
 # ----------------------------------------------------------------------------------------
@@ -105,7 +98,7 @@ def plot_loss_curve(history, ax=None, title: str = "training history"):
     """
     histories = _as_histories(history)
     single = len(histories) == 1
-    fig, ax = _new_axes(ax, size=(5.6, 3.8))
+    fig, ax = new_axes(ax, size=(5.6, 3.8))
     has_validation = any(v.size for _, v, _ in histories.values())
     ax2 = None
     if has_validation:
@@ -246,7 +239,7 @@ def plot_score_histogram(
     scores, threshold = _scores_and_threshold(image_scores, threshold)
     y = metrics._as_labels(labels, scores.size)
     edges = _shared_bins(scores, bins)
-    fig, ax = _new_axes(ax, size=(5.6, 3.2))
+    fig, ax = new_axes(ax, size=(5.6, 3.2))
     classes = ((0, "good", GOOD_COLOR), (1, "defective", DEFECT_COLOR))
     counts = {label: np.histogram(scores[y == label], bins=edges)[0] for label, _, _ in classes}
     for label, name, color in classes:  # the fills first, so no outline is hidden
@@ -328,7 +321,7 @@ def plot_per_defect_scores(
             "give one per image."
         )
     order = _defect_order(types)
-    fig, ax = _new_axes(ax, size=(6.0, 0.45 * len(order) + 1.3))
+    fig, ax = new_axes(ax, size=(6.0, 0.45 * len(order) + 1.3))
     positions = np.arange(len(order))[::-1]  # the first row on top
     groups = [scores[types == name] for name in order]
     _horizontal_boxplot(ax, groups, positions)
