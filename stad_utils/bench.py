@@ -68,7 +68,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__, runner
-from .config import data_root, get_profile
+from .config import data_root, get_profile, pick_device
 from .data import TEXTURE_CATEGORIES, ensure_textures
 from .data import categories as category_folders
 from .methods import METHODS
@@ -370,10 +370,7 @@ def _device_type(device: str | None) -> str:
 
     if device:
         return torch.device(device.lower()).type  # "cuda:0" → "cuda"
-    if torch.cuda.is_available():
-        return "cuda"
-    backend = getattr(torch.backends, "mps", None)
-    return "mps" if backend and backend.is_available() else "cpu"
+    return pick_device(verbose=False).type  # the run's own automatic choice
 
 
 def _reset_peak_memory(device_type: str) -> None:
