@@ -55,7 +55,6 @@ import csv
 import io
 import json
 import math
-import os
 import platform
 import shutil
 import sys
@@ -71,6 +70,7 @@ from . import __version__, runner
 from .config import data_root, get_profile, pick_device
 from .data import TEXTURE_CATEGORIES, ensure_textures
 from .data import categories as category_folders
+from .files import write_atomically
 from .methods import METHODS
 from .published import CATEGORY_ORDER, SOURCES, published_for
 from .runner import REPORT_KEYS, RunConfig
@@ -359,10 +359,8 @@ def _error_message(path: Path) -> str:
 
 def _write_json(path: Path, payload: dict) -> None:
     """Write ``payload`` so that ``path`` is either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2) + "\n"
+    write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
 def _device_type(device: str | None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .config import progress_bar, seed_everything
+from .files import write_atomically
 
 
 class DivergenceError(RuntimeError):
@@ -148,10 +148,7 @@ def validation_score(method, loader: DataLoader, config: TrainConfig) -> float:
 
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically: a crash mid-write never leaves a truncated last.pt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    write_atomically(path, lambda temporary: torch.save(state, temporary))
 
 
 def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig) -> TrainHistory:

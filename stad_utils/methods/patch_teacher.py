@@ -9,8 +9,6 @@ guard, checkpoints and resume), fed with :class:`~stad_utils.data.patches.Triple
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import build_backbone
+from ..files import write_atomically
 from ..losses import teacher_loss
 from ..models.patch_networks import PatchNetwork, decoder, patch_network
 
@@ -124,23 +123,14 @@ class PatchTeacher(nn.Module):
 
     def save_teacher(self, path: str | Path) -> Path:
         """Save T̂ alone (what the students will learn from)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique temporary name, then an atomic rename: never a half-written teacher
-        # under its name, even when several shards of a sweep pre-train it at once.
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        os.close(handle)
-        temporary = Path(name)
-        torch.save(
-            {
-                "p": self.network.receptive_field,
-                "width": self.network.width,
-                "state": self.network.state_dict(),
-            },
-            temporary,
-        )
-        os.replace(temporary, path)
-        return path
+        saved = {
+            "p": self.network.receptive_field,
+            "width": self.network.width,
+            "state": self.network.state_dict(),
+        }
+        # never a half-written teacher under its name, even when several shards of a
+        # sweep pre-train it at once
+        return write_atomically(path, lambda temporary: torch.save(saved, temporary))
 
 
 def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> PatchNetwork:
