@@ -8,6 +8,8 @@ says what differs. The checks never reveal the solution.
 
 from __future__ import annotations
 
+import torch
+
 
 class ExerciseError(AssertionError):
     """The reader's answer is not right yet; the message says how it differs."""
@@ -39,3 +41,20 @@ def attempt(exercise: str, answer, *args, **kwargs):
         return answer(*args, **kwargs)
     except NotImplementedError as error:
         not_implemented_hint(exercise, error)
+
+
+def answer_like(
+    exercise: str, answer, expected: torch.Tensor, description: str = "", shape_note: str = ""
+) -> torch.Tensor:
+    """The reader's ``answer`` as a CPU tensor of ``expected``'s dtype (a NumPy array, or a
+    tensor in float64 or on the GPU, compares like any other); a wrong shape fails with
+    both shapes, ``for <description>`` first and ``(<shape_note>)`` after when given."""
+    answer = torch.as_tensor(answer, dtype=expected.dtype).cpu()
+    if answer.shape != expected.shape:
+        where = f"for {description} " if description else ""
+        note = f" ({shape_note})" if shape_note else ""
+        fail(
+            exercise,
+            f"{where}the shape is {tuple(answer.shape)}, expected {tuple(expected.shape)}{note}.",
+        )
+    return answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..methods.us_scores import ScoreStatistics, predictive_variance, standardized_score
-from . import attempt, fail, passed
+from . import answer_like, attempt, fail, passed
 
 
 def _students(seed: int, m: int = 3, shape=(2, 5, 3, 4)) -> list[torch.Tensor]:
@@ -23,16 +23,14 @@ def check_predictive_variance(variance_fn) -> bool:
         ("identical students", [one.clone(), one.clone(), one.clone()]),
     ]
     for description, students in cases:
-        answer = torch.as_tensor(
-            attempt(name, variance_fn, [s.clone() for s in students]), dtype=torch.float32
-        ).cpu()
         expected = predictive_variance(students)
-        if answer.shape != expected.shape:
-            fail(
-                name,
-                f"for {description} the shape is {tuple(answer.shape)}, expected "
-                f"{tuple(expected.shape)} (one value per pixel: sum over the d components).",
-            )
+        answer = answer_like(
+            name,
+            attempt(name, variance_fn, [s.clone() for s in students]),
+            expected,
+            description,
+            "one value per pixel: sum over the d components",
+        )
         if torch.allclose(answer, expected, atol=1e-4):
             continue
         stack = torch.stack(students)
@@ -69,11 +67,9 @@ def check_combine_scales(combine_fn) -> bool:
             e = {p: errors[p].clone() for p in scales}
             v = {p: variances[p].clone() for p in scales}
             answer = attempt(name, combine_fn, e, v, {p: stats[p] for p in scales})
-            answer = torch.as_tensor(answer, dtype=torch.float32).cpu()
             per_scale = [standardized_score(errors[p], variances[p], stats[p]) for p in scales]
             expected = torch.stack(per_scale).mean(0)
-            if answer.shape != expected.shape:
-                fail(name, f"the shape is {tuple(answer.shape)}, expected {tuple(expected.shape)}.")
+            answer = answer_like(name, answer, expected)
             if torch.allclose(answer, expected, atol=1e-5):
                 continue
             hint = "Standardize e and v of each scale with *its* statistics (eq. 8), then average."

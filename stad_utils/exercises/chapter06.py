@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.stfpm import normalized_distance
-from . import attempt, fail, passed
+from . import answer_like, attempt, fail, passed
 
 
 def _feature_pairs():
@@ -27,13 +27,9 @@ def check_layer_map(layer_map) -> bool:
     for description, t, s in _feature_pairs():
         answer = attempt(name, layer_map, t.clone(), s.clone())
         expected = normalized_distance(t, s)
-        answer = torch.as_tensor(answer, dtype=expected.dtype)
-        if answer.shape != expected.shape:
-            fail(
-                name,
-                f"for {description} the shape is {tuple(answer.shape)}, expected "
-                f"{tuple(expected.shape)} (one value per position, channels summed).",
-            )
+        answer = answer_like(
+            name, answer, expected, description, "one value per position, channels summed"
+        )
         if not torch.allclose(answer, expected, atol=1e-5):
             hint = "Normalize each feature vector to unit length along the channel axis (dim=1)."
             if torch.allclose(answer, 2 * expected, atol=1e-5):
@@ -60,9 +56,7 @@ def check_combine_maps(combine_maps) -> bool:
     size = (64, 64)
     answer = attempt(name, combine_maps, [m.clone() for m in layer_maps], size)
     expected = _reference_combine(layer_maps, size)
-    answer = torch.as_tensor(answer, dtype=expected.dtype)
-    if answer.shape != expected.shape:
-        fail(name, f"the shape is {tuple(answer.shape)}, expected {tuple(expected.shape)}.")
+    answer = answer_like(name, answer, expected)
     if not torch.allclose(answer, expected, atol=1e-5):
         summed = sum(
             F.interpolate(m.unsqueeze(1), size=size, mode="bilinear").squeeze(1) for m in layer_maps

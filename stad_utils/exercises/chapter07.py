@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..methods.fvv import ensemble_error_and_variance
-from . import attempt, fail, passed
+from . import answer_like, attempt, fail, passed
 
 
 def _ensembles():
@@ -23,15 +23,9 @@ def _ensembles():
 
 def _answer_and_expected(name, answer_fn, term: int, description, t, students):
     """The reader's map and the reference (``term`` 0: e_k, 1: v_k), shapes checked."""
-    answer = torch.as_tensor(attempt(name, answer_fn, t.clone(), [s.clone() for s in students]))
+    answer = attempt(name, answer_fn, t.clone(), [s.clone() for s in students])
     expected = ensemble_error_and_variance(t, students)[term]
-    if answer.shape != expected.shape:
-        fail(
-            name,
-            f"for {description} the shape is {tuple(answer.shape)}, expected "
-            f"{tuple(expected.shape)}.",
-        )
-    return answer, expected
+    return answer_like(name, answer, expected, description), expected
 
 
 def check_ensemble_variance(ensemble_variance) -> bool:
