@@ -19,7 +19,9 @@ function                      definition
 :func:`au_pro`                area under the per-region-overlap curve up to an FPR limit, the
                               MVTec AD algorithm (Bergmann et al., IJCV 2021)
 :func:`dice`                  2|P ∩ G| / (|P| + |G|) (thesis §6.2)
-:func:`f1_optimal_threshold`  image-level F1-optimal threshold (thesis eq. 5.6)
+:func:`f1_optimal_threshold`  image-level F1-optimal threshold (thesis eq. 5.6): an oracle, it
+                              reads the test labels; label-free rules are in
+                              :mod:`stad_utils.thresholds`
 :func:`false_goods_bads`      miss-classified images at that threshold (thesis §6.4.3)
 :func:`normalized_scores`     min–max normalized image scores centred on the threshold (eq. 5.7)
 :func:`evaluate`              all of the above for one category → :class:`MetricsReport`
@@ -40,6 +42,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score, roc_curve
+
+from . import thresholds
 
 __all__ = [
     "EIGHT_CONNECTED",
@@ -477,7 +481,10 @@ def au_pro(anomaly_maps, masks, fpr_limit: float = 0.3) -> tuple[float, ProCurve
     """Normalized area under the PRO curve up to ``fpr_limit`` (MVTec AD's AU-PRO).
 
     AU-PRO = (1 / fpr_limit) ∫₀^{fpr_limit} PRO(FPR) dFPR (Bergmann et al., IJCV 2021,
-    §4.2; the MVTec AD evaluation code; thesis §4.5 "up to a specific FPR (usually 0.3)").
+    §4.2; the MVTec AD evaluation code). The limit 0.3 is MVTec AD's. Thesis §4.5 speaks of
+    the area "of the ROC until a specific FPR (usually 0.3)": that is a partial ROC AUC, a
+    different metric (TPR counts pixels, PRO counts regions equally); the thesis conflates
+    the two, and the value 0.3 is the only thing they share.
     ``anomaly_maps`` and ``masks`` (N, H, W) or (N, 1, H, W). Every connected defect region
     counts equally, whatever its size. Returns ``(value in [0, 1], ProCurve)``:
 
@@ -604,6 +611,10 @@ class MetricsReport:
     false_goods: int
     false_bads: int
     fpr_limit: float = 0.3
+    threshold_rule: str = "image_f1_oracle"  # the rule behind threshold, dice, false counts
+    #: every rule computed: {rule: {value, rule, source, uses_test_labels, params, dice,
+    #: false_goods, false_bads}} (see :mod:`stad_utils.thresholds`)
+    thresholds: dict = field(default_factory=dict, repr=False)
     image_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     normalized_scores: np.ndarray | None = field(default=None, repr=False)
     image_roc: RocCurve | None = field(default=None, repr=False)
@@ -626,14 +637,33 @@ class MetricsReport:
 
 
 def evaluate(
-    anomaly_maps, masks, labels, image_scores=None, fpr_limit: float = 0.3
+    anomaly_maps,
+    masks,
+    labels,
+    image_scores=None,
+    fpr_limit: float = 0.3,
+    *,
+    validation_maps=None,
+    validation_scores=None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+    pixel_false_alarm_rate: float = 0.01,
 ) -> MetricsReport:
     """All metrics of one category's test set (thesis §6.2; MVTec AD) → :class:`MetricsReport`.
 
     ``anomaly_maps`` and ``masks`` (N, H, W) or (N, 1, H, W) at the same resolution;
     ``labels`` (N,) 0 good / 1 defective; ``image_scores`` (N,) optional (default: map
-    maxima, eq. 5.5). The threshold is the image-level F1-optimal one (eq. 5.6); it gives the
-    predicted masks for Dice and the false goods/bads.
+    maxima, eq. 5.5).
+
+    Thresholds (see :mod:`stad_utils.thresholds`): every rule that the inputs allow is
+    computed, each with its Dice and false goods/bads, into ``report.thresholds``. The
+    oracles (image-level F1, eq. 5.6; pixel-level F1, §5.4.2) read the test set. With
+    ``validation_maps`` (V, H, W) of good validation images (and optionally their
+    ``validation_scores`` (V,), default the map maxima), the deployable rules are added:
+    a ``false_alarm_rate`` quantile of the validation image scores and a
+    ``pixel_false_alarm_rate`` quantile of their pixels. ``threshold_rule`` names the one
+    behind the headline ``threshold``, ``dice``, ``false_goods`` and ``false_bads``; the
+    default is the thesis' image-level F1 oracle.
     """
     limit = _check_fpr_limit(fpr_limit)
     maps, gt = as_maps_and_masks(anomaly_maps, masks)
@@ -650,24 +680,62 @@ def evaluate(
     img_roc = image_roc(None, y, scores)
     pix_roc = _pixel_roc(maps, gt)
     curve = pro_curve(maps, gt)
-    threshold = f1_optimal_threshold(y, scores)
-    counts = false_goods_bads(y, scores, threshold)
+    rules = _threshold_rules(
+        maps, gt, y, scores, validation_maps, validation_scores,
+        false_alarm_rate, pixel_false_alarm_rate,
+    )  # fmt: skip
+    if threshold_rule not in rules:
+        raise ValueError(
+            f"Threshold rule {threshold_rule!r} is not available here: choose one of "
+            f"{', '.join(rules)}"
+            + (
+                " (the validation rules need validation_maps of good validation images)."
+                if threshold_rule in thresholds.DEPLOYABLE_RULES
+                else "."
+            )
+        )
+    headline = rules[threshold_rule]
+    threshold = headline["value"]
     spread = scores.max() - scores.min()
     return MetricsReport(
         image_auroc=float(auc(img_roc.fpr, img_roc.tpr)),
         pixel_auroc=float(auc(pix_roc.fpr, pix_roc.tpr)),
         au_pro=area_under_curve(curve.fpr, curve.pro, limit) / limit,
-        dice=dice(maps >= threshold, gt),
+        dice=headline["dice"],
         threshold=threshold,
-        false_goods=counts.false_goods,
-        false_bads=counts.false_bads,
+        false_goods=headline["false_goods"],
+        false_bads=headline["false_bads"],
         fpr_limit=limit,
+        threshold_rule=threshold_rule,
+        thresholds=rules,
         image_scores=scores,
         normalized_scores=normalized_scores(scores, threshold) if spread > 0 else None,
         image_roc=img_roc,
         pixel_roc=pix_roc,
         pro_curve=curve,
     )
+
+
+def _threshold_rules(
+    maps, gt, y, scores, validation_maps, validation_scores, rate, pixel_rate
+) -> dict[str, dict]:
+    """Every threshold rule the inputs allow → {rule: threshold, source, Dice, false counts}."""
+    found = [thresholds.image_f1_oracle(y, scores), thresholds.pixel_f1_oracle(maps, gt)]
+    if validation_maps is not None:
+        val_maps = _as_maps(validation_maps, "validation_maps")
+        val_scores = _image_scores(val_maps, validation_scores, val_maps.shape[0])
+        found.append(thresholds.validation_quantile(val_scores, rate))
+        found.append(thresholds.validation_pixel_quantile(val_maps, pixel_rate))
+    rules = {}
+    for rule in found:
+        counts = false_goods_bads(y, scores, rule.value)
+        rules[rule.rule] = {
+            **rule.to_dict(),
+            "dice": dice(maps >= rule.value, gt),
+            "false_goods": counts.false_goods,
+            "false_bads": counts.false_bads,
+        }
+    return rules
 
 
 _COLUMNS = (
