@@ -55,4 +55,15 @@ def test_image_auroc_blind_to_location(glued):
 def test_exercises_pass_and_figures_are_shown(glued):
     assert glued["ex_region_overlap_ok"] is True
     assert glued["ex_dice_ok"] is True
-    assert figure_count(glued["_executed"]) >= 6
+    assert figure_count(glued["_executed"]) >= 7
+
+
+def test_label_free_threshold_uses_only_the_validation_scores(glued):
+    """Section 2.8: the deployable threshold is the 0.95 quantile of the validation scores."""
+    val = np.asarray(glued["val_scores"])
+    assert val.size == 20
+    expected = np.quantile(val, 0.95, method="higher")
+    assert glued["deployable_threshold"] == pytest.approx(expected)
+    counts = metrics.false_goods_bads(glued["labels"], glued["image_scores"], expected)
+    assert (glued["deployable_false_goods"], glued["deployable_false_bads"]) == tuple(counts)
+    assert 0.0 <= glued["deployable_dice"] <= 1.0

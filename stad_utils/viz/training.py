@@ -24,7 +24,13 @@ from stad_utils import metrics
 from .curves import CURVE_COLORS
 from .style import DEFECT_COLOR, GOOD_COLOR, new_axes, use_book_style
 
-__all__ = ["plot_loss_curve", "plot_score_histogram", "plot_per_defect_scores", "plot_loss_parts"]
+__all__ = [
+    "plot_loss_curve",
+    "plot_score_histogram",
+    "plot_per_defect_scores",
+    "plot_loss_parts",
+    "plot_threshold_rules",
+]
 
 LOSS_COLOR = CURVE_COLORS[0]
 VALIDATION_COLOR = DEFECT_COLOR
@@ -381,5 +387,40 @@ def plot_loss_parts(parts, smooth: int = 10, title: str = "teacher pre-training"
         ax.set_xlabel("step")
     axes[0, 0].set_ylabel("loss")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+#: line styles of the threshold rules: oracles dashed, label-free rules solid
+_RULE_STYLE = {True: ("--", THRESHOLD_COLOR), False: ("-", "#264653")}
+
+
+def plot_threshold_rules(image_scores, labels, validation_scores, rules, ax=None):
+    """Test score histograms with each threshold rule drawn, and the validation scores.
+
+    ``image_scores`` (N,) and ``labels`` (N,) of the test set; ``validation_scores`` (V,)
+    of good validation images, drawn as ticks under the axis; ``rules``: a sequence of
+    :class:`~stad_utils.thresholds.Threshold`. Oracles (rules that read the test labels)
+    are dashed, label-free rules solid; each legend entry counts the missed defective
+    images and the false alarms at that threshold.
+    """
+    scores = np.asarray(image_scores, dtype=float).reshape(-1)
+    y = metrics._as_labels(labels, scores.size)
+    val = np.asarray(validation_scores, dtype=float).reshape(-1)
+    edges = _shared_bins(np.concatenate([scores, val]), None)
+    fig = plot_score_histogram(scores, y, ax=ax, bins=edges, title="one test set, two thresholds")
+    ax = fig.axes[0] if ax is None else ax
+    ax.plot(val, np.full(val.size, -0.25), "|", color=GOOD_COLOR, ms=12, mew=1.5,
+            label=f"good validation images ({val.size})", clip_on=False)  # fmt: skip
+    for rule in rules:
+        style, color = _RULE_STYLE[bool(rule.uses_test_labels)]
+        missed = int(np.count_nonzero((y == 1) & (scores < rule.value)))
+        alarms = int(np.count_nonzero((y == 0) & (scores >= rule.value)))
+        kind = "oracle, reads test labels" if rule.uses_test_labels else "no test labels"
+        ax.axvline(rule.value, color=color, ls=style, lw=1.6,
+                   label=f"{rule.rule} ({kind}): {rule.value:.3g}\n"
+                   f"{missed} missed, {alarms} false alarms")  # fmt: skip
+    ax.set_ylim(bottom=-0.6)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
