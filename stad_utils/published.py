@@ -14,6 +14,10 @@ Sources:
   (§6.3). The thesis reports no Grid results.
 * ``ANOMALIB_STFPM_*`` — anomalib's STFPM results as quoted in Polidori (2022),
   Appendix B (accessed 2022-08-17), ResNet-18 and Wide ResNet-50.
+* ``TALK_BASELINES_PRO`` — the eight baselines of the same slide "Results on MVTec" of
+  the talk (``denguir2022talk``): AU-PRO up to FPR 0.3 of 1-NN, OC-SVM, K-Means, ℓ2-AE,
+  VAE, SSIM-AE, AnoGAN and a CNN-feature dictionary, as the talk copies them from
+  Bergmann et al. (2020). See the notes at the table.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ SOURCES = {
     "THESIS": "Polidori (2022), thesis §6.4, tables 6.4.1, 6.4.2, 6.1 and 6.2",
     "ANOMALIB": "anomalib STFPM results quoted in Polidori (2022), Appendix B",
 }
+# Not in SOURCES, which lists the results page's tables: the interlude shows this one.
+TALK_BASELINES_SOURCE = (
+    "Bergmann et al. (2020) via the talk (seed 000), slide 'Results on MVTec', baseline columns"
+)
 
 # Uninformed Students, p = 65, AU-PRO (FPR ≤ 0.3). Mean over the 15 categories: 0.857.
 US_PRO = {
@@ -119,6 +127,45 @@ ANOMALIB_STFPM_PIXEL_AUROC = {
                                          0.974, 0.961, 0.946, 0.988, 0.178, 0.807, 0.980),
                                 strict=True)),
 }  # fmt: skip
+
+
+# The talk's eight baselines, AU-PRO (FPR ≤ 0.3), in the slide's column order; categories
+# in CATEGORY_ORDER, which is the slide's row order. Transcribed as printed, with two
+# oddities kept (tests/test_published.py checks both):
+# * the Zipper row of 1-NN, OC-SVM and K-Means (0.512, 0.355, 0.253) repeats the Carpet
+#   row exactly. The slide's mean row agrees with the repeated values within rounding, so
+#   the talk alone cannot tell whether the original paper's Zipper numbers differ.
+# * every column's mean agrees with the slide's "Mean" row within 0.001 except AnoGAN's:
+#   its 15 values average 0.447, the slide prints 0.443.
+TALK_BASELINE_NAMES = (
+    "1-NN", "OC-SVM", "K-Means", "ℓ2-AE", "VAE", "SSIM-AE", "AnoGAN", "CNN-Feature Dictionary",
+)  # fmt: skip
+_TALK_COLUMNS = (
+    (0.512, 0.228, 0.446, 0.822, 0.502, 0.898, 0.806, 0.631, 0.861, 0.705, 0.725, 0.604, 0.675,
+     0.680, 0.512),
+    (0.355, 0.125, 0.306, 0.722, 0.336, 0.850, 0.431, 0.554, 0.616, 0.319, 0.544, 0.644, 0.538,
+     0.496, 0.355),
+    (0.253, 0.107, 0.308, 0.779, 0.411, 0.495, 0.513, 0.387, 0.698, 0.351, 0.514, 0.550, 0.337,
+     0.399, 0.253),
+    (0.456, 0.582, 0.819, 0.897, 0.727, 0.910, 0.825, 0.862, 0.917, 0.830, 0.893, 0.754, 0.822,
+     0.728, 0.839),
+    (0.501, 0.224, 0.635, 0.870, 0.628, 0.897, 0.654, 0.526, 0.878, 0.576, 0.769, 0.559, 0.693,
+     0.626, 0.549),
+    (0.647, 0.849, 0.561, 0.175, 0.605, 0.834, 0.478, 0.860, 0.916, 0.603, 0.830, 0.887, 0.784,
+     0.725, 0.665),
+    (0.204, 0.226, 0.378, 0.177, 0.386, 0.620, 0.383, 0.306, 0.698, 0.320, 0.776, 0.466, 0.749,
+     0.549, 0.467),
+    (0.469, 0.183, 0.641, 0.797, 0.621, 0.742, 0.558, 0.306, 0.844, 0.358, 0.460, 0.277, 0.151,
+     0.628, 0.703),
+)  # fmt: skip
+TALK_BASELINES_PRO = {
+    name: dict(zip(CATEGORY_ORDER, column, strict=True))
+    for name, column in zip(TALK_BASELINE_NAMES, _TALK_COLUMNS, strict=True)
+}
+# The slide's "Mean" row for the same columns (Uninformed Students: 0.857).
+TALK_BASELINES_MEAN = dict(
+    zip(TALK_BASELINE_NAMES, (0.640, 0.479, 0.423, 0.790, 0.639, 0.694, 0.443, 0.515), strict=True)
+)
 
 
 def published_for(method: str, category: str) -> list[dict]:
@@ -222,3 +269,25 @@ def published_tables() -> dict[str, str]:
             _markdown_table(["category", *(f"{t} (THESIS)" for t in _TITLES.values())], decisions)
         ),
     }
+
+
+def talk_baselines_table() -> str:
+    """The talk's slide "Results on MVTec" as Markdown: one row per MVTec AD category, the
+    Uninformed Students column (p = 65) and the eight baselines (AU-PRO, FPR ≤ 0.3), then
+    the slide's own "Mean" row as printed (AnoGAN's differs from its column's mean, see
+    ``TALK_BASELINES_PRO``). Zipper's 1-NN, OC-SVM and K-Means cells, which repeat
+    Carpet's, are marked with an asterisk."""
+    columns = {"Uninformed Students (p = 65)": US_PRO, **TALK_BASELINES_PRO}
+    repeated = {
+        name for name, column in TALK_BASELINES_PRO.items() if column["zipper"] == column["carpet"]
+    }
+    rows = []
+    for category in CATEGORY_ORDER:
+        cells = []
+        for name, column in columns.items():
+            star = "*" if category == "zipper" and name in repeated else ""
+            cells.append(f"{column[category]:.3f}{star}")
+        rows.append([category, *cells])
+    means = [0.857, *TALK_BASELINES_MEAN.values()]  # the slide's mean row
+    rows.append(["mean (as printed)", *(f"{m:.3f}" for m in means)])
+    return _markdown_table(["category", *columns], rows)
