@@ -12,26 +12,44 @@ from stad_utils.exercises.chapter02b import (
     check_knowledge_kinds,
     check_nearest_patch_distance,
     check_quick_answer,
+    quick_feedback,
 )
 
 
-def nearest_right(query, bank):
-    return np.sqrt(((bank - query) ** 2).sum(axis=1)).min()
+def _distances(query, features):
+    return np.sqrt(((features - query[None, :, None, None]) ** 2).sum(axis=1))
 
 
-def nearest_squared(query, bank):
-    return ((bank - query) ** 2).sum(axis=1).min()
+def nearest_right(query, features):
+    distances = _distances(query, features)
+    where = np.unravel_index(distances.argmin(), distances.shape)
+    return distances[where], where
 
 
-def nearest_mean(query, bank):
-    return np.sqrt(((bank - query) ** 2).sum(axis=1)).mean()
+def nearest_squared(query, features):
+    distance, where = nearest_right(query, features)
+    return distance**2, where
 
 
-def nearest_l1(query, bank):
-    return np.abs(bank - query).sum(axis=1).min()
+def nearest_mean(query, features):
+    return _distances(query, features).mean(), (0, 0, 0)
 
 
-def stub(query, bank):
+def nearest_l1(query, features):
+    distances = np.abs(features - query[None, :, None, None]).sum(axis=1)
+    return distances.min(), np.unravel_index(distances.argmin(), distances.shape)
+
+
+def nearest_channels_not_moved(query, features):
+    """The classic slip: flattening (N, C, h, w) to rows without moving C last."""
+    rows = features.reshape(-1, features.shape[1])
+    distance = _distances(query, features).min()
+    index = int(np.sqrt(((rows - query) ** 2).sum(axis=1)).argmin())
+    n, _, h, w = features.shape
+    return distance, np.unravel_index(index, (n, h, w))
+
+
+def stub(query, features):
     raise NotImplementedError("Your turn")
 
 
@@ -45,8 +63,10 @@ def test_nearest_patch_distance_accepts_the_right_answer():
         (nearest_squared, "squared distance"),
         (nearest_mean, "mean distance"),
         (nearest_l1, "ℓ1"),
+        (nearest_channels_not_moved, "not where the nearest"),
+        (lambda q, f: (1.0, (9, 9, 9)), "(not an|distance is)"),
         (stub, "NotImplementedError"),
-        (lambda q, b: "five", "one number"),
+        (lambda q, f: "five", "return \\(distance"),
     ],
 )
 def test_nearest_patch_distance_explains_wrong_answers(answer, hint):
@@ -89,3 +109,10 @@ def test_quick_answers_give_immediate_feedback():
         check_quick_answer("B.q1", "z")
     with pytest.raises(KeyError, match="Unknown question"):
         check_quick_answer("B.q9", "a")
+
+
+def test_quick_feedback_never_raises(capsys):
+    results = quick_feedback({"B.q1": "c", "B.q2": "b"})
+    assert results == {"B.q1": True, "B.q2": False, "B.q3": None}
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "not it" in out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stad_utils.exercises import attempt, fail, passed
+from stad_utils.exercises import ExerciseError, attempt, fail, passed
 
 __all__ = [
     "check_nearest_patch_distance",
@@ -23,6 +23,7 @@ __all__ = [
     "check_knowledge_kinds",
     "QUICK_QUESTIONS",
     "check_quick_answer",
+    "quick_feedback",
 ]
 
 
@@ -31,47 +32,74 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 
 
-def nearest_patch_cases() -> list[tuple[str, np.ndarray, np.ndarray, float]]:
-    """(description, query (C,), bank (M, C), expected distance) test cases."""
-    bank = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+def nearest_patch_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(description, query (C,), training features (N, C, h, w)) test cases."""
+    features = np.zeros((2, 2, 2, 3))  # 2 images, 2 channels, 2 × 3 positions
+    features[0, :, 0, 0] = (3.0, 4.0)
+    features[1, :, 1, 2] = (10.0, 0.0)
+    features[1, :, 0, 1] = (6.0, 7.0)
     cases = [
-        ("query (6, 8), bank (0, 0), (3, 4), (10, 0)", np.array([6.0, 8.0]), bank, 5.0),
-        ("a query that is in the bank", np.array([3.0, 4.0]), bank, 0.0),
-        ("query (0, 1): the nearest is (0, 0)", np.array([0.0, 1.0]), bank, 1.0),
+        ("query (6, 8): nearest is image 1, row 0, column 1", np.array([6.0, 8.0]), features),
+        ("a query equal to image 0, row 0, column 0", np.array([3.0, 4.0]), features),
+        ("query (9, 0): nearest is image 1, row 1, column 2", np.array([9.0, 0.0]), features),
     ]
     rng = np.random.default_rng(5)
     for i in range(3):
-        query, many = rng.normal(size=16), rng.normal(size=(50, 16))
-        expected = float(np.sqrt(((many - query) ** 2).sum(axis=1)).min())
-        cases.append((f"random case {i + 1} (16 channels, 50 vectors)", query, many, expected))
+        cases.append(
+            (
+                f"random case {i + 1} (5 images, 16 channels, 4 × 6 positions)",
+                rng.normal(size=16),
+                rng.normal(size=(5, 16, 4, 6)),
+            )
+        )
     return cases
 
 
+def _all_distances(query: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(N, h, w): the Euclidean distance from ``query`` to every training vector."""
+    return np.sqrt(((features - query[None, :, None, None]) ** 2).sum(axis=1))
+
+
 def check_nearest_patch_distance(fn) -> bool:
-    """Check ``fn(query, bank) -> float``: the ℓ2 (Euclidean) distance from ``query`` (C,)
-    to the nearest row of ``bank`` (M, C) — the nearest-neighbour baseline's score of one
-    feature vector (PatchCore without coreset)."""
+    """Check ``fn(query, features) -> (distance, (image, row, column))``: the ℓ2 distance
+    from ``query`` (C,) to the nearest training vector in ``features`` (N, C, h, w) — the
+    nearest-neighbour baseline's score — and where that vector is."""
     exercise = "Exercise B.1 (nearest neighbour of a patch)"
-    for description, query, bank, expected in nearest_patch_cases():
-        got = attempt(exercise, fn, query.copy(), bank.copy())
+    for description, query, features in nearest_patch_cases():
+        answer = attempt(exercise, fn, query.copy(), features.copy())
         try:
+            got, where = answer
             got = float(got)
+            where = tuple(int(k) for k in where)
         except (TypeError, ValueError):
-            fail(exercise, f"return one number, got {got!r}.")
-        if np.isclose(got, expected, atol=1e-6):
-            continue
-        distances = np.sqrt(((bank - query) ** 2).sum(axis=1))
-        if np.isclose(got, expected**2, atol=1e-6) and expected not in (0.0, 1.0):
-            hint = "That is the squared distance: take the square root."
-        elif np.isclose(got, distances.mean(), atol=1e-6):
-            hint = "That is the mean distance to the bank; the score is the smallest one."
-        elif np.isclose(got, distances.max(), atol=1e-6):
-            hint = "That is the distance to the farthest vector; take the nearest one."
-        elif np.isclose(got, np.abs(bank - query).sum(axis=1).min(), atol=1e-6):
-            hint = "That is the ℓ1 (city-block) distance; use the Euclidean one."
-        else:
-            hint = "Compute the Euclidean distance to every row of the bank, keep the smallest."
-        fail(exercise, f"on {description} you return {got:.4f}. {hint}")
+            fail(exercise, f"return (distance, (image, row, column)), got {answer!r}.")
+        distances = _all_distances(query, features)
+        expected = float(distances.min())
+        if not np.isclose(got, expected, atol=1e-6):
+            if np.isclose(got, expected**2, atol=1e-6):
+                hint = "That is the squared distance: take the square root."
+            elif np.isclose(got, distances.mean(), atol=1e-6):
+                hint = "That is the mean distance; the score is the smallest one."
+            elif np.isclose(got, np.abs(features - query[None, :, None, None]).sum(1).min()):
+                hint = "That is the ℓ1 (city-block) distance; use the Euclidean one."
+            else:
+                hint = "Compute the Euclidean distance to every training vector, keep the smallest."
+            fail(exercise, f"on {description} your distance is {got:.4f}. {hint}")
+        if len(where) != 3 or not all(
+            0 <= k < n for k, n in zip(where, distances.shape, strict=False)
+        ):
+            fail(
+                exercise,
+                f"on {description} the location {where} is not an (image, row, column) "
+                f"inside {distances.shape}.",
+            )
+        if not np.isclose(distances[where], expected, atol=1e-6):
+            fail(
+                exercise,
+                f"on {description} the distance is right but {where} is not where the nearest "
+                "vector is. The channels are axis 1: move them last before flattening, so "
+                "that a flat index splits into (image, row, column), e.g. with np.unravel_index.",
+            )
     return passed(exercise, f"{len(nearest_patch_cases())} cases match")
 
 
@@ -188,3 +216,22 @@ def check_quick_answer(question: str, answer) -> bool:
     if letter != item["answer"]:
         fail(exercise, f"'{item['choices'][letter]}' is not it — think again and retry.")
     return passed(exercise, item["why"])
+
+
+def quick_feedback(answers: dict) -> dict[str, bool | None]:
+    """Feedback on several quick questions at once, without raising: ``answers`` maps
+    question keys to letters (``None`` = not answered yet). Prints one line per question;
+    returns ``{question: True | False | None}``."""
+    results = {}
+    for question in QUICK_QUESTIONS:
+        answer = answers.get(question)
+        if answer is None:
+            print(f"· Quick question {question}: not answered yet.")
+            results[question] = None
+            continue
+        try:
+            results[question] = check_quick_answer(question, answer)
+        except ExerciseError as error:
+            print(error)
+            results[question] = False
+    return results

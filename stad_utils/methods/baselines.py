@@ -8,7 +8,7 @@ model the good images' vectors directly.
   vector in a *memory bank*; a test vector's score is its ℓ2 distance to the closest one.
   PatchCore also subsamples the bank with a greedy coreset and reweights the image score;
   we keep the whole bank (our training sets are small) and skip the reweighting.
-* **Per-position Gaussian** (PaDiM-like, :cite:`defard2021padim`): at each position fit a
+* **Per-position Gaussian** (PaDiM-like, :cite:`defard2020padim`): at each position fit a
   mean and a covariance over the training images; a test vector's score is its
   Mahalanobis distance. PaDiM also draws a random subset of the channels; we keep them all.
 
