@@ -53,6 +53,25 @@ def test_memory_bank_has_one_row_per_image_and_position():
     assert torch.equal(bank[5], features[1, :, 0, 1])  # image 1, row 0, column 1
 
 
+def test_subsample_bank_keeps_distinct_rows_of_the_bank():
+    bank = torch.arange(40, dtype=torch.float32).reshape(20, 2)
+    small = B.subsample_bank(bank, 5, seed=3)
+    assert small.shape == (5, 2)
+    rows = {tuple(row) for row in bank.tolist()}
+    assert len({tuple(row) for row in small.tolist()}) == 5
+    assert all(tuple(row) in rows for row in small.tolist())
+    assert torch.equal(small, B.subsample_bank(bank, 5, seed=3))  # repeatable
+    assert B.subsample_bank(bank, 50) is bank
+    with pytest.raises(ValueError, match="at least 1"):
+        B.subsample_bank(bank, 0)
+
+
+def test_baseline_caps_its_memory_bank():
+    good = torch.rand(4, 3, 32, 32)
+    baseline = B.FeatureBaseline(FakeExtractor(), max_bank=10).fit(good)
+    assert baseline.bank.shape == (10, 4)  # 4 images × 4 × 4 positions, capped at 10
+
+
 def test_gaussian_and_mahalanobis_by_hand():
     # Four training images, one position, two channels: mean (2, 0); unbiased variances
     # 2/3 and 8/3, no covariance. (3, 2) is then sqrt(1 / (2/3) + 4 / (8/3)) = sqrt(3) away.

@@ -34,6 +34,7 @@ from ..backbones import FeatureExtractor
 __all__ = [
     "patch_features",
     "memory_bank",
+    "subsample_bank",
     "nearest_neighbour_distances",
     "GaussianPerPosition",
     "fit_gaussian_per_position",
@@ -99,6 +100,17 @@ def memory_bank(features: torch.Tensor) -> torch.Tensor:
     return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
 
 
+def subsample_bank(bank: torch.Tensor, max_vectors: int, seed: int = 0) -> torch.Tensor:
+    """At most ``max_vectors`` rows of ``bank``, drawn at random without replacement (a
+    crude stand-in for PatchCore's greedy coreset, for large training sets)."""
+    if max_vectors < 1:
+        raise ValueError(f"max_vectors must be at least 1, got {max_vectors}.")
+    if len(bank) <= max_vectors:
+        return bank
+    generator = torch.Generator().manual_seed(seed)
+    return bank[torch.randperm(len(bank), generator=generator)[:max_vectors].to(bank.device)]
+
+
 def nearest_neighbour_distances(
     features: torch.Tensor, bank: torch.Tensor, chunk: int = 2048
 ) -> torch.Tensor:
@@ -114,11 +126,11 @@ def nearest_neighbour_distances(
             f"got {tuple(bank.shape)}."
         )
     n, _, h, w = features.shape
-    queries = memory_bank(features).to(bank.dtype)
+    queries = memory_bank(features).to(device=bank.device, dtype=bank.dtype)
     nearest = torch.cat(
         [torch.cdist(part, bank).min(dim=1).values for part in queries.split(chunk)]
     )
-    return nearest.reshape(n, h, w)
+    return nearest.reshape(n, h, w).cpu()
 
 
 @dataclass
@@ -183,6 +195,8 @@ class FeatureBaseline:
     """Fit on good images, score test images: ``kind`` is ``"nearest_neighbour"`` or
     ``"gaussian"``. ``fit(images)`` and ``anomaly_maps(images)`` take ``(N, 3, H, W)`` in
     [0, 1]; the maps are ``(N, H, W)`` NumPy arrays for :func:`stad_utils.metrics.evaluate`.
+    ``max_bank`` caps the nearest neighbour's memory bank by random subsampling (``None``:
+    keep every training vector); the bank lives on the extractor's device.
     """
 
     KINDS = ("nearest_neighbour", "gaussian")
@@ -193,17 +207,23 @@ class FeatureBaseline:
         kind: str = "nearest_neighbour",
         layers: Sequence[str] = ("layer2", "layer3"),
         sigma: float = 4.0,
+        max_bank: int | None = None,
+        seed: int = 0,
     ):
         if kind not in self.KINDS:
             raise ValueError(f"Unknown baseline kind {kind!r}: use one of {self.KINDS}.")
         self.extractor, self.kind, self.layers, self.sigma = extractor, kind, tuple(layers), sigma
+        self.max_bank, self.seed = max_bank, seed
         self.bank: torch.Tensor | None = None
         self.gaussian: GaussianPerPosition | None = None
 
     def fit(self, images: torch.Tensor) -> FeatureBaseline:
         features = patch_features(self.extractor, images, self.layers)
         if self.kind == "nearest_neighbour":
-            self.bank = memory_bank(features)
+            bank = memory_bank(features)
+            if self.max_bank is not None:
+                bank = subsample_bank(bank, self.max_bank, self.seed)
+            self.bank = bank.to(next(self.extractor.parameters()).device)
         else:
             self.gaussian = fit_gaussian_per_position(features)
         return self
