@@ -45,7 +45,7 @@ FORMAT_VERSION = 2  # bump when the generator changes: old copies are then rebui
 
 @dataclass(frozen=True)
 class TexturesSpec:
-    """What to generate. The defaults keep the whole dataset near 5 MB."""
+    """What to generate. The defaults keep the whole dataset near 8 MB (measured 8.1 MB)."""
 
     image_size: int = 128
     train_images: int = 60
