@@ -563,3 +563,28 @@ def test_a_full_archive_already_on_disk_is_used_without_requests(category_server
     _get_bottle(category_server, root)
     assert category_server.paths == []
     assert (root / "bottle/train/good").is_dir()
+
+
+def test_a_category_archive_escaping_its_folder_falls_back(
+    category_server, tmp_path, source_tree, capsys
+):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        tar.add(source_tree / "bottle", arcname="bottle")
+        evil = tarfile.TarInfo("bottle/../../evil.txt")
+        evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil"))
+    category_server.files[_category_path("bottle")] = buffer.getvalue()
+    root = tmp_path / "data"
+    _assert_fell_back(category_server, root, source_tree, capsys, "would be written outside")
+    assert not (tmp_path / "evil.txt").exists() and not (root / "evil.txt").exists()
+
+
+def test_an_unreadable_archive_record_is_reported(category_server, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / CATEGORY_MANIFEST).write_text("{broken")
+    with pytest.raises(DownloadError, match="is unreadable") as info:
+        _get_bottle(category_server, root)
+    assert str(root / CATEGORY_MANIFEST) in str(info.value) and "move it away" in str(info.value)
+    assert (root / CATEGORY_MANIFEST).read_text() == "{broken"

@@ -361,9 +361,9 @@ def _from_category_archive(
             raise ArchiveContentError(f"{error} It was moved to {aside}.") from error
         archive.unlink()  # our own download: a bad copy is not worth keeping
         raise
-    if recorded is None:
-        _record_archive(root, category, source.url, archive.stat().st_size, digest)
     extract(archive, root, category)
+    if recorded is None:  # recorded once it has proved good
+        _record_archive(root, category, source.url, archive.stat().st_size, digest)
     if not keep_archive:
         archive.unlink()
     return root
@@ -410,6 +410,8 @@ def _layout_problems(members: list[tarfile.TarInfo], category: str) -> list[str]
             continue
         if not (member.isfile() or member.isdir()):
             problems.append(f"{member.name!r} is a link or special file")
+        if ".." in parts:
+            problems.append(f"{member.name!r} would be written outside the target folder")
         if member.isfile() and len(parts) >= 3:
             present.add(parts[1] if parts[1] != "train" else "/".join(parts[1:3]))
     if outside:
