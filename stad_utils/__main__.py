@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", type=Path, default=None, help="target folder (default: DATA/mvtec)"
     )
     download.add_argument(
-        "--remove-archive", action="store_true", help="delete the 5 GB archive after extraction"
+        "--remove-archive", action="store_true", help="delete the archive after extraction"
     )
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(handler=_download)
