@@ -39,6 +39,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import timm
@@ -59,6 +60,7 @@ __all__ = [
     "BackboneSpec",
     "BackboneTable",
     "FeatureExtractor",
+    "FreezableModule",
     "WeightsUnavailableError",
     "available_backbones",
     "backbone_spec",
@@ -352,7 +354,28 @@ def backbone_spec(name: str) -> BackboneSpec:
 # ----------------------------------------------------------------------------------------
 
 
-class FeatureExtractor(nn.Module):
+_Module = TypeVar("_Module", bound="FreezableModule")
+
+
+class FreezableModule(nn.Module):
+    """A network that can become a teacher: :meth:`freeze` turns off every gradient and
+    puts it in eval mode for good. Feature extractors and adapted students share it."""
+
+    frozen = False
+
+    def freeze(self: _Module) -> _Module:
+        """Make this a teacher: no trainable parameters, eval mode for good (see ``train``)."""
+        self.requires_grad_(False)
+        self.frozen = True
+        return self.eval()
+
+    def train(self: _Module, mode: bool = True) -> _Module:
+        # A frozen teacher stays in eval mode, so that a training loop calling
+        # model.train() on everything cannot start updating its batch-norm statistics.
+        return super().train(mode and not self.frozen)
+
+
+class FeatureExtractor(FreezableModule):
     """A backbone cut after its deepest requested layer; returns the requested features.
 
     ``forward(images)`` takes images ``(B, 3, H, W)`` in ``[0, 1]``, normalizes them with
@@ -377,7 +400,6 @@ class FeatureExtractor(nn.Module):
         # Not persistent: they are constants of the backbone, not learnt state.
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
-        self.frozen = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(B, 3, H, W)`` in ``[0, 1]`` → ``{layer: (B, C_l, H / s_l, W / s_l)}``."""
@@ -401,17 +423,6 @@ class FeatureExtractor(nn.Module):
             stage: tuple(self.body.get_submodule(path) for path in paths)
             for stage, paths in self._plan
         }
-
-    def freeze(self) -> FeatureExtractor:
-        """Make this a teacher: no trainable parameters, eval mode for good (see ``train``)."""
-        self.requires_grad_(False)
-        self.frozen = True
-        return self.eval()
-
-    def train(self, mode: bool = True) -> FeatureExtractor:
-        # A frozen teacher stays in eval mode, so that a training loop calling
-        # model.train() on everything cannot start updating its batch-norm statistics.
-        return super().train(mode and not self.frozen)
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{k}: {self.channels[k]} ch / {self.strides[k]}" for k in self.layers)

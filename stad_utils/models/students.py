@@ -52,6 +52,7 @@ from ..backbones import (
     STUDENT_BN_MOMENTUM,
     BackboneSpec,
     FeatureExtractor,
+    FreezableModule,
     backbone_spec,
     count_parameters,
     resnet_stages,
@@ -169,7 +170,7 @@ def simple_student_resnet18(
 # ----------------------------------------------------------------------------------------
 
 
-class AdaptedStudent(nn.Module):
+class AdaptedStudent(FreezableModule):
     """A student feature extractor followed by one 1×1 convolution per layer.
 
     ``adapters[layer]`` maps the student's ``C_s`` channels to the teacher's ``C_t`` at
@@ -231,7 +232,6 @@ class AdaptedStudent(nn.Module):
                     for k in self.layers
                 }
             )
-        self.frozen = False
 
     @classmethod
     def for_teacher(
@@ -244,15 +244,6 @@ class AdaptedStudent(nn.Module):
         """``(B, 3, H, W)`` in ``[0, 1]`` → ``{layer: (B, C_t, H / s_l, W / s_l)}``."""
         features = self.student(images)
         return {k: self.adapters[k](features[k]) for k in self.layers}
-
-    def freeze(self) -> AdaptedStudent:
-        """No trainable parameters, eval mode for good (as ``FeatureExtractor.freeze``)."""
-        self.requires_grad_(False)
-        self.frozen = True
-        return self.eval()
-
-    def train(self, mode: bool = True) -> AdaptedStudent:
-        return super().train(mode and not self.frozen)
 
     def extra_repr(self) -> str:
         shapes = ", ".join(
