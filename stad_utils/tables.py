@@ -1,8 +1,9 @@
 """Markdown tables, one way: rows of values, columns that say how to show them.
 
-Every table the package prints (metrics per category, dataset statistics, the published
-numbers, backbones and parameter counts) goes through :func:`markdown_table`, and every
-metric has one title and one format, in :data:`METRIC_COLUMNS`. Quick use::
+The package's tables (metrics per category, dataset statistics, the published numbers,
+backbones and parameter counts) go through :func:`markdown_table`, and every metric has
+one title and one format, in :data:`METRIC_COLUMNS`; ``runner.comparison_table`` and the
+benchmark's tables are still to be switched (``tests/test_tables.py`` lists them). Quick use::
 
     from stad_utils.tables import Column, markdown_table, metric_columns
 
