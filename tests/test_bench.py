@@ -475,9 +475,9 @@ def test_a_resumed_run_records_it_and_its_wall_time_covers_earlier_training(tmp_
     class ResumedRun(FakeRun):
         def __call__(self, config):
             report = super().__call__(config)
-            # 30 s of training in an earlier session, 0.5 s in this one
+            # 30.5 s of training in an earlier session, next to none in this one
             report["train_seconds"] = 30.5
-            report["history"] = {"seconds": 30.5, "session_seconds": 0.5, "resumed_from_epoch": 3}
+            report["history"] = {"seconds": 30.5, "session_seconds": 0.0, "resumed_from_epoch": 3}
             return report
 
     sweep = make_sweep(tmp_path, methods=("stfpm",), categories=("brick",), seeds=(1,))
@@ -485,5 +485,5 @@ def test_a_resumed_run_records_it_and_its_wall_time_covers_earlier_training(tmp_
     record = json.loads((tmp_path / "runs" / "stfpm__brick__seed1.json").read_text())
     assert record["resumed_from_epoch"] == 3
     assert record["session_wall_seconds"] < 1
-    assert record["wall_seconds"] == pytest.approx(30.0 + record["session_wall_seconds"])
+    assert record["wall_seconds"] == pytest.approx(30.5 + record["session_wall_seconds"])
     assert record["wall_seconds"] >= record["train_seconds"]
