@@ -268,11 +268,12 @@ def run_identity(config: RunConfig) -> dict:
 
 
 def check_out_folder(out: Path, identity: dict, epochs: int, overwrite: bool) -> None:
-    """Refuse to reuse ``out`` for a different run; with ``overwrite``, remove the tool's own
-    files from it (nothing else). The same run with more epochs may continue."""
-    if overwrite:
-        for name in OWN_FILES:
-            (out / name).unlink(missing_ok=True)
+    """Refuse to reuse ``out`` for a different run; with ``overwrite``, start afresh in it
+    (the old run's files are replaced once the new run is saved, see
+    :func:`remove_stale_files`; other files stay). The same run with more epochs may
+    continue."""
+    if overwrite:  # the old checkpoint must not be resumed; the rest is replaced at the end
+        (out / "checkpoint" / "last.pt").unlink(missing_ok=True)
         return
     report = out / "report.json"
     if not report.exists():
@@ -296,6 +297,15 @@ def check_out_folder(out: Path, identity: dict, epochs: int, overwrite: bool) ->
             f"{'; '.join(differences)}. Choose another --out, or add --overwrite to replace "
             "that run's model, report, figures and checkpoint (other files stay)."
         )
+
+
+def remove_stale_files(out: Path, written: list[Path]) -> None:
+    """After ``fit --overwrite``: remove the old run's own files that the new run did not
+    rewrite (e.g. figures of a run with metrics, when the new one has none)."""
+    kept = {path.resolve() for path in written}
+    for name in OWN_FILES:
+        if (out / name).resolve() not in kept:
+            (out / name).unlink(missing_ok=True)
 
 
 def test_set_problem(test_set) -> str | None:
@@ -438,10 +448,12 @@ def run(config: RunConfig, overwrite: bool = False) -> dict:
     report["run_identity"] = identity
     if config.out:
         out = Path(config.out)
-        method.save(out / "model.pt")
+        written = [method.save(out / "model.pt"), out / "checkpoint" / "last.pt"]
         if config.figures:
-            save_figures(out / "figures", method, history, test_set, maps, metrics)
-        write_json(out / "report.json", report)  # last: a report means the run is complete
+            written += save_figures(out / "figures", method, history, test_set, maps, metrics)
+        written.append(write_json(out / "report.json", report))  # last: the run is complete
+        if overwrite:
+            remove_stale_files(out, written)
     return report
 
 
@@ -500,7 +512,7 @@ def evaluate_run(
 
 def save_figures(
     folder: Path, method, history, test_set, maps, metrics: MetricsReport | None
-) -> None:
+) -> list[Path]:
     """The run's figures as PNG files (the same functions the chapters use), each written
     atomically. Without ``metrics`` (a test set that cannot be scored) only the loss."""
     from .viz.style import pyplot_for_files
@@ -512,8 +524,7 @@ def save_figures(
 
     folder.mkdir(parents=True, exist_ok=True)
     if metrics is None:
-        _save_figure(plt, plot_loss_curve(history), folder / "loss.png")
-        return
+        return [_save_figure(plt, plot_loss_curve(history), folder / "loss.png")]
     labels = np.asarray(test_set.labels)
     examples = _examples(test_set.defect_types)
     figures = {
@@ -528,15 +539,15 @@ def save_figures(
             threshold=metrics.threshold,
         ),
     }
-    for name, figure in figures.items():
-        _save_figure(plt, figure, folder / name)
+    return [_save_figure(plt, figure, folder / name) for name, figure in figures.items()]
 
 
-def _save_figure(plt, figure, path: Path) -> None:
+def _save_figure(plt, figure, path: Path) -> Path:
     write_atomically(
         path, lambda temporary: figure.savefig(temporary, format="png", bbox_inches="tight")
     )
     plt.close(figure)
+    return path
 
 
 def _examples(defect_types: list[str]) -> list[int]:

@@ -173,10 +173,13 @@ def test_fewer_epochs_are_refused_and_more_resume(run_main, finished, tmp_path):
 def test_overwrite_replaces_only_the_tools_own_files(run_main, finished, tmp_path):
     data, out = copy_run(finished, tmp_path)
     (out / "notes.txt").write_text("mine")
+    (out / "figures").mkdir()
+    (out / "figures" / "curves.png").write_bytes(b"the old run's figure")
     result = run_main(*fit_args(data, out, "gamma", "--overwrite"))
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "report.json").read_text())["category"] == "gamma"
     assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "figures" / "curves.png").exists()  # the old run's, not rewritten
     assert "Resuming" not in result.stdout  # the old checkpoint was replaced, not resumed
 
 
@@ -450,6 +453,16 @@ def test_a_relative_data_path_is_stored_resolved(run_main, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(output.read_text())["category"] == "alpha"
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    calls = [
+        (path.name, line.strip())
+        for path in (ROOT / "stad_utils").rglob("*.py")
+        for line in path.read_text().splitlines()
+        if "torch.load(" in line
+    ]
+    assert calls and all("weights_only=True" in line for _, line in calls), calls
 
 
 def test_written_files_follow_the_umask(finished):
