@@ -499,7 +499,7 @@ def evaluate_run(
             )
     saved = read_json(run_dir / "report.json", "run report")
     config = RunConfig(**saved["config"])
-    config.data = data or config.data
+    config.data = os.path.abspath(data) if data else config.data
     config.category = category or config.category
     device_ = pick_device(device)
     method = Method.load(run_dir / "model.pt", device=device_)
