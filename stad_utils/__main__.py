@@ -7,16 +7,23 @@ Commands:
   download   download MVTec AD (one category or all), resumable and checksummed
   bench      the benchmark sweep: methods × categories × seeds, one JSON per run,
              resumable and shardable (--shard i/n); --merge writes the results tables
+
+Known errors (bad arguments or data, a full disk, a corrupt file, ...) print one message
+and exit with status 2 (bad usage) or 1 (anything else); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shlex
 import sys
+import traceback
 from pathlib import Path
 
 from .config import data_root
+from .errors import DiskFullError, StadError, UsageError
 from .methods import METHODS
 
 
@@ -65,19 +72,31 @@ def _fit(args: argparse.Namespace) -> int:
         method_options=options,
         figures=not args.no_figures,
     )
-    report = run(config)
+    try:
+        report = run(config, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        # the same command resumes from the last finished epoch; never with --overwrite,
+        # which would delete that checkpoint
+        again = [word for word in args.argv if word != "--overwrite"]
+        print(
+            f"\nInterrupted. The finished epochs are kept in {args.out / 'checkpoint'}; "
+            f"resume with:\n  python -m stad_utils {shlex.join(again)}",
+            file=sys.stderr,
+        )
+        return 130
     _print_report(report)
     print(f"Report, model and figures in {args.out}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .files import write_json
     from .runner import evaluate_run
 
     report = evaluate_run(args.run, args.data, args.category, args.device)
     _print_report(report)
     if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+        write_json(args.output, report)  # creates a missing folder; strict JSON
     return 0
 
 
@@ -156,6 +175,7 @@ def _bench(args: argparse.Namespace) -> int:
         jobs = bench.shard_jobs(sweep.jobs(), args.shard)
     except ValueError as error:
         raise SystemExit(str(error)) from error
+    _check_categories(Path(data), sweep.categories)
     if args.dry_run:
         for number, job in enumerate(jobs, start=1):
             status, detail = bench.job_status(job, sweep.run_config(job), sweep.runs_dir)
@@ -175,6 +195,20 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _check_categories(data: Path, categories) -> None:
+    """Every category given must be a dataset folder under ``data`` (checked before any
+    job runs, and by --dry-run)."""
+    from .data import categories as category_folders
+
+    found = category_folders(data)
+    missing = [c for c in categories or () if c not in found]
+    if missing:
+        raise UsageError(
+            f"No category {', '.join(map(repr, missing))} in {data} (a category is a folder "
+            f"with train/good inside). Found: {', '.join(found) or 'none'}."
+        )
+
+
 def _print_report(report: dict) -> None:
     from .runner import REPORT_KEYS
 
@@ -188,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m stad_utils",
         description="Student–Teacher Anomaly Detection: datasets, training and evaluation.",
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fit = commands.add_parser(
@@ -238,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra method arguments as JSON, e.g. '{\"num_students\": 3}'",
     )
     fit.add_argument("--no-figures", action="store_true", help="do not write figures")
+    fit.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="OUT holds another run: replace its model, report, figures and checkpoint "
+        "(other files in OUT stay). Without it such a folder is refused.",
+    )
     fit.set_defaults(handler=_fit)
 
     evaluate = commands.add_parser(
@@ -357,14 +398,52 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-merge", action="store_true", help="do not merge after the sweep")
     bench.add_argument("--no-figures", action="store_true", help="merge without figures")
     bench.set_defaults(handler=_bench)
+    for command in commands.choices.values():  # --debug after the command too; SUPPRESS
+        command.add_argument(  # keeps one given before it
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     return parser
 
 
+def _exit_status(error: BaseException) -> int | None:
+    """2 for bad usage, 1 for other known errors, ``None`` for a bug (traceback)."""
+    from .backbones import WeightsUnavailableError
+    from .data.download import DownloadError
+    from .train import DivergenceError
+
+    if isinstance(error, UsageError | ValueError):
+        return 2
+    known = (StadError, OSError, DownloadError, WeightsUnavailableError, DivergenceError)
+    return 1 if isinstance(error, known) else None
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, DiskFullError):
+        return error.strerror
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Disk full while writing {error.filename}: free some space and run again."
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if getattr(args, "root", None) is None and args.command == "download":
         args.root = data_root() / "mvtec"
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    except Exception as error:
+        status = _exit_status(error)
+        if status is None:
+            raise  # not a known error: the traceback is what a bug report needs
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":
