@@ -73,7 +73,12 @@ def _fit(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
     )
     try:
-        report = run(config, overwrite=args.overwrite)
+        report = run(
+            config,
+            overwrite=args.overwrite,
+            threshold_rule=args.threshold_rule,
+            false_alarm_rate=args.false_alarm_rate,
+        )
     except KeyboardInterrupt:
         # the same command resumes from the last finished epoch; never with --overwrite,
         # which would delete that checkpoint
@@ -93,7 +98,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .files import write_json
     from .runner import evaluate_run
 
-    report = evaluate_run(args.run, args.data, args.category, args.device)
+    report = evaluate_run(
+        args.run,
+        args.data,
+        args.category,
+        args.device,
+        threshold_rule=args.threshold_rule,
+        false_alarm_rate=args.false_alarm_rate,
+    )
     _print_report(report)
     if args.output:
         write_json(args.output, report)  # creates a missing folder; strict JSON
@@ -215,6 +227,34 @@ def _print_report(report: dict) -> None:
     for key in REPORT_KEYS:
         value = report[key]
         print(f"{key:26s} {value:.4f}" if isinstance(value, float) else f"{key:26s} {value}")
+    if report.get("thresholds"):  # every rule, so an oracle is never taken for a deployable one
+        print(f"threshold rule: {report['threshold_rule']} (all rules below)")
+        for name, rule in report["thresholds"].items():
+            print(
+                f"  {name:26s} t = {rule['value']:.4g}  Dice {rule['dice']:.3f}  "
+                f"false goods {rule['false_goods']}, false bads {rule['false_bads']}  "
+                f"[{'oracle: reads test labels' if rule['uses_test_labels'] else 'no test labels'}]"
+            )
+
+
+def _add_threshold_options(command: argparse.ArgumentParser) -> None:
+    from .thresholds import RULES
+
+    command.add_argument(
+        "--threshold-rule",
+        choices=list(RULES),
+        default="image_f1_oracle",
+        help="the threshold behind the report's threshold, dice and false goods/bads. "
+        "image_f1_oracle (the thesis', eq. 5.6) and pixel_f1_oracle read the test labels; "
+        "validation_quantile and validation_pixel_quantile use good validation images only. "
+        "Every rule is recorded in the report's 'thresholds' (default: %(default)s)",
+    )
+    command.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=0.05,
+        help="share of good images the validation_quantile rule may flag (default: 0.05)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--image-size", type=int, default=None, help="square input size (pixels)")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs")
     fit.add_argument("--batch-size", type=int, default=None, help="images per batch")
-    fit.add_argument("--lr", type=float, default=None, help="SGD learning rate")
+    fit.add_argument(
+        "--lr", type=float, default=None, help="learning rate (of the method's optimizer)"
+    )
     fit.add_argument("--seed", type=int, default=None, help="seed of initialization, order, split")
     fit.add_argument(
         "--device",
@@ -279,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="OUT holds another run: replace its model, report, figures and checkpoint "
         "(other files in OUT stay). Without it such a folder is refused.",
     )
+    _add_threshold_options(fit)
     fit.set_defaults(handler=_fit)
 
     evaluate = commands.add_parser(
@@ -292,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--category", default=None, help="another category")
     evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None)
     evaluate.add_argument("--output", default=None, help="write the report JSON here")
+    _add_threshold_options(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     data = commands.add_parser("data", help="generate the embedded textures dataset")

@@ -34,6 +34,7 @@ from .errors import RunFolderError, StadError, UsageError
 from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
+from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
 from .train import TrainConfig, identity_differences
 
 IMAGE_SIZES = (32, 1024)  # the accepted --image-size range (pixels)
@@ -385,12 +386,36 @@ def _plain(value):
 
 
 def evaluate_method(
-    method: Method, test_set, config: RunConfig, device: torch.device, history=None
+    method: Method,
+    test_set,
+    config: RunConfig,
+    device: torch.device,
+    history=None,
+    val_set=None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
 ) -> tuple[dict, MetricsReport, np.ndarray]:
-    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps)."""
+    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps).
+
+    With ``val_set`` (good validation images) the label-free threshold rules are added to
+    the oracles (:mod:`stad_utils.thresholds`); ``threshold_rule`` names the one behind
+    the headline ``threshold``, ``dice`` and false counts. Every rule is recorded in
+    ``report["thresholds"]`` with its source."""
     masks = test_set.masks()  # also decodes and caches the test images before timing
     maps, scores, seconds_per_image = predict_timed(method, test_set)
-    metrics = evaluate(maps, masks, test_set.labels, scores)
+    val_maps = val_scores = None
+    if val_set is not None and len(val_set) > 0:
+        val_maps, val_scores = method.predict(val_set)
+    metrics = evaluate(
+        maps,
+        masks,
+        test_set.labels,
+        scores,
+        validation_maps=val_maps,
+        validation_scores=val_scores,
+        threshold_rule=threshold_rule,
+        false_alarm_rate=false_alarm_rate,
+    )
     extra = {
         "train_seconds": history.seconds if history else None,
         "train_images_per_second": history.images_per_second if history else None,
@@ -398,12 +423,22 @@ def evaluate_method(
         "device": device.type,
     }
     report = flat_report(config, metrics, method, extra)
+    report["threshold_rule"] = metrics.threshold_rule
+    report["thresholds"] = {
+        name: {key: _plain(value) for key, value in rule.items()}
+        for name, rule in metrics.thresholds.items()
+    }
     if history is not None:
         report["history"] = history.to_dict()
     return report, metrics, maps
 
 
-def run(config: RunConfig, overwrite: bool = False) -> dict:
+def run(
+    config: RunConfig,
+    overwrite: bool = False,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+) -> dict:
     """Train, evaluate and (if ``config.out``) save one method on one category.
 
     Everything is checked before training: the settings, the method options, the output
@@ -443,7 +478,9 @@ def run(config: RunConfig, overwrite: bool = False) -> dict:
         report["history"] = history.to_dict()
         metrics = maps = None
     else:
-        report, metrics, maps = evaluate_method(method, test_set, config, device, history)
+        report, metrics, maps = evaluate_method(
+            method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
+        )
     report["resumed_from_epoch"] = history.resumed_from_epoch
     report["run_identity"] = identity
     if config.out:
@@ -457,30 +494,33 @@ def run(config: RunConfig, overwrite: bool = False) -> dict:
     return report
 
 
+#: the columns of :func:`comparison_table`: the oracle's threshold-dependent numbers
+#: (thesis eq. 5.6, reads the test labels) beside the label-free rule's
 COMPARISON_COLUMNS = (
-    ("image_auroc", "image AUROC", "{:.3f}"),
-    ("pixel_auroc", "pixel AUROC", "{:.3f}"),
-    ("au_pro", "AU-PRO", "{:.3f}"),
-    ("dice", "Dice", "{:.3f}"),
-    ("false_goods", "false goods", "{:.3g}"),
-    ("false_bads", "false bads", "{:.3g}"),
-    ("train_seconds", "training s", "{:.1f}"),
-    ("parameters", "parameters", "{:,}"),
+    *metric_columns("image_auroc", "pixel_auroc", "au_pro"),
+    replace(METRIC_COLUMNS["dice"], title="Dice (oracle t)"),
+    replace(METRIC_COLUMNS["false_goods"], title="false goods (oracle)"),
+    replace(METRIC_COLUMNS["false_bads"], title="false bads (oracle)"),
+    *metric_columns("label_free_dice", "label_free_false_goods", "label_free_false_bads"),
+    *metric_columns("train_seconds", "parameters"),
 )
 
 
+def label_free_numbers(report: dict, rule: str = "validation_quantile") -> dict:
+    """``label_free_dice``, ``label_free_false_goods``, ``label_free_false_bads`` of a
+    report: the numbers at the threshold fitted on good validation images only (``None``
+    when the report has no such rule, e.g. a run without validation images)."""
+    found = (report.get("thresholds") or {}).get(rule) or {}
+    return {f"label_free_{key}": found.get(key) for key in ("dice", "false_goods", "false_bads")}
+
+
 def comparison_table(reports: dict[str, dict]) -> str:
-    """A Markdown table comparing runs (one row per name) on the same data and seed."""
-    header = "| method | " + " | ".join(title for _, title, _ in COMPARISON_COLUMNS) + " |\n"
-    header += "|---|" + "---:|" * len(COMPARISON_COLUMNS) + "\n"
-    rows = ""
-    for name, report in reports.items():
-        cells = [
-            "–" if report.get(key) is None else fmt.format(report[key])
-            for key, _, fmt in COMPARISON_COLUMNS
-        ]
-        rows += f"| {name} | " + " | ".join(cells) + " |\n"
-    return header + rows
+    """A Markdown table comparing runs (one row per name) on the same data and seed, with
+    the oracle threshold's Dice and false counts beside the label-free threshold's."""
+    rows = [
+        {"method": name, **report, **label_free_numbers(report)} for name, report in reports.items()
+    ]
+    return markdown_table(rows, [Column("method", align="left"), *COMPARISON_COLUMNS])
 
 
 def evaluate_run(
@@ -488,8 +528,11 @@ def evaluate_run(
     data: str | None = None,
     category: str | None = None,
     device: str | None = None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
 ) -> dict:
-    """Re-evaluate a saved run (optionally on another dataset folder or category)."""
+    """Re-evaluate a saved run (optionally on another dataset folder or category), with
+    the label-free thresholds fitted on that category's good validation images."""
     run_dir = Path(run_dir)
     for name in ("report.json", "model.pt"):
         if not (run_dir / name).is_file():
@@ -503,8 +546,10 @@ def evaluate_run(
     config.category = category or config.category
     device_ = pick_device(device)
     method = Method.load(run_dir / "model.pt", device=device_)
-    _, _, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
-    report, _, _ = evaluate_method(method, test_set, config, device_)
+    _, val_set, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
+    report, _, _ = evaluate_method(
+        method, test_set, config, device_, None, val_set, threshold_rule, false_alarm_rate
+    )
     report["train_seconds"] = saved.get("train_seconds")
     report["train_images_per_second"] = saved.get("train_images_per_second")
     return report

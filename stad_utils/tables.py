@@ -145,6 +145,10 @@ METRIC_COLUMNS: dict[str, Column] = {
         Column("threshold", "threshold", "{:.3g}", mean=False),
         Column("false_goods", "false goods", "{:.3g}"),
         Column("false_bads", "false bads", "{:.3g}"),
+        # at the threshold fitted on good validation images (no test labels)
+        Column("label_free_dice", "Dice (label-free t)", "{:.3f}"),
+        Column("label_free_false_goods", "false goods (label-free)", "{:.3g}"),
+        Column("label_free_false_bads", "false bads (label-free)", "{:.3g}"),
         Column("train_seconds", "training s", "{:.1f}"),
         Column("predict_seconds_per_image", "ms per image", lambda s: f"{1000 * s:.1f}"),
         Column("parameters", "parameters", "{:,.0f}"),
