@@ -7,6 +7,7 @@ Commands:
   download   download MVTec AD (one category or all), resumable and checksummed
   bench      the benchmark sweep: methods × categories × seeds, one JSON per run,
              resumable and shardable (--shard i/n); --merge writes the results tables
+  grade      grade a class's notebooks (runs the students' code: use a container)
 """
 
 from __future__ import annotations
@@ -357,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-merge", action="store_true", help="do not merge after the sweep")
     bench.add_argument("--no-figures", action="store_true", help="merge without figures")
     bench.set_defaults(handler=_bench)
+
+    from .grading.cli import add_grade_parser
+
+    add_grade_parser(commands)
     return parser
 
 
