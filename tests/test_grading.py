@@ -123,6 +123,18 @@ def tampered_checks(notebook) -> nbformat.NotebookNode:
     return notebook
 
 
+def fake_checks(notebook) -> nbformat.NotebookNode:
+    """The stubs kept, and ``check_*`` redefined to say yes, after the exercise cells."""
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "def check_region_overlap(fn):\n    return True\n\n\n"
+            "check_dice = check_region_overlap\n"
+            'print("✔ Dice by hand: correct — 7 cases match")'
+        )
+    )
+    return notebook
+
+
 def make_class(root: Path) -> Path:
     """The synthetic class, in both naming schemes."""
     right1, right2 = solutions(CH1), solutions(CH2)
@@ -134,6 +146,7 @@ def make_class(root: Path) -> Path:
         f"dee/{CH2}.ipynb": tampered_checks(
             with_answers(student_copy(CH2), [REGION_PATCHING, None])
         ),
+        f"ivy_{CH2}.ipynb": tampered_checks(fake_checks(student_copy(CH2))),
         f"eve_{CH2}.ipynb": with_answers(student_copy(CH2), [REGION_ENDLESS, DICE_STUBBORN]),
         f"gus_{CH2}.ipynb": with_answers(student_copy(CH2), [REGION_RIGHT, DICE_GREEDY]),
         f"hal_{CH2}.ipynb": with_answers(student_copy(CH2), [REGION_RIGHT, DICE_EXIT]),
@@ -159,7 +172,7 @@ def graded(tmp_path_factory, manifest_path) -> Path:
     args += ["--timeout", str(TIMEOUT), "--step-timeout", str(STEP_TIMEOUT), "--jobs", "2"]
     start = time.perf_counter()
     assert cli.main(args) == 0
-    print(f"\ngrading the fixture class (9 notebooks) took {time.perf_counter() - start:.1f} s")
+    print(f"\ngrading the fixture class (10 notebooks) took {time.perf_counter() - start:.1f} s")
     return out
 
 
@@ -173,6 +186,7 @@ eve,not submitted,not submitted,fail,fail,0,3
 fay,not submitted,not submitted,fail,fail,0,3
 gus,not submitted,not submitted,pass,fail,1,3
 hal,not submitted,not submitted,pass,fail,1,3
+ivy,not submitted,not submitted,fail,fail,0,3
 """
 
 
@@ -195,8 +209,11 @@ def test_feedback_gives_each_exercise_its_message(graded):
 
 def test_a_tamperer_gets_nothing(graded):
     text = feedback(graded, "dee")
-    assert "replaced functions that the check uses (stad_utils.metrics.region_overlaps)" in text
-    assert "Dice by hand: the function still raises NotImplementedError" in text
+    # Its fake check_* functions and printed "✔" count for nothing; its answer replaced the
+    # reference while being checked, which voids every check that came after.
+    replaced = "replaced functions that the check uses (stad_utils.metrics.region_overlaps)"
+    assert text.count(replaced) == 2
+    assert feedback(graded, "ivy").count("still raises NotImplementedError") == 2
 
 
 def test_endless_loops_crashes_and_broken_files_stay_with_their_student(graded):
@@ -337,7 +354,7 @@ def test_summary_table_counts_passes_and_lists_problems(graded, manifest_path):
     manifest = json.loads(manifest_path.read_text())
     with open(graded / "gradebook.csv") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 8
+    assert len(rows) == 9
     result = sandbox.SubmissionResult("zoe", CH2, Path("z.ipynb"), problem="crashed")
     result.checks = {
         "ex-region-overlap": sandbox.CheckResult("ex-region-overlap", "pass", "ok"),
