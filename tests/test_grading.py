@@ -271,6 +271,18 @@ def test_the_manifest_of_chapter_two():
     assert exercises[1]["statement"].startswith("Write `dice_by_hand(predicted, target)`")
 
 
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_chapter_has_checked_exercises_whose_answer_its_solution_defines(path):
+    notebook = nbformat.read(path, as_version=4)
+    checked = [e for e in tool.exercise_manifest(notebook) if e["kind"] == "checked"]
+    assert checked
+    solution_code = "\n".join(
+        c.source for c in notebook.cells if "solution" in c.metadata.get("tags", [])
+    )
+    for exercise in checked:
+        assert f"def {exercise['answer']}(" in solution_code
+
+
 @pytest.mark.parametrize(
     "relative, student, chapter",
     [
