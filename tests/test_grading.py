@@ -375,3 +375,14 @@ def test_summary_table_counts_passes_and_lists_problems(graded, manifest_path):
     table = report.summary_table([result], manifest, 1.0)
     assert "02/ex-region-overlap     1     0" in table
     assert "zoe 02_measuring_detectors: crashed" in table
+
+
+def test_a_manifest_naming_a_missing_check_is_the_graders_problem(tmp_path):
+    path = tmp_path / f"cy_{CH2}.ipynb"
+    nbformat.write(student_copy(CH2), path)
+    exercise = {"label": "ex-x", "answer": "dice_by_hand"}
+    exercise["check"] = "stad_utils.exercises.chapter02:check_nothing"
+    result = sandbox.grade_submission("cy", CH2, path, [exercise], sandbox.Limits(timeout=120))
+    assert "the grader cannot load the check" in result.problem
+    assert "make student" in result.problem
+    assert result.checks["ex-x"].status == "not graded"

@@ -174,7 +174,12 @@ def _run_and_collect(
     result.output, result.problem = output, problem
     labels = {e["label"] for e in exercises}
     for record in records:
-        if record.get("event") == "ran":
+        if record.get("event") == "grader error":
+            problem = result.problem = (
+                f"the grader {record.get('message')} (write the manifest again with `make "
+                "student` for this version of the package)"
+            )
+        elif record.get("event") == "ran":
             result.cell_errors = list(record.get("errors", []))
         elif record.get("event") == "check" and record.get("label") in labels:
             result.checks[record["label"]] = CheckResult(

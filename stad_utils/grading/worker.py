@@ -156,7 +156,13 @@ def grade(job: dict, emit) -> None:
     checks = {}
     for exercise in job["exercises"]:
         module, name = exercise["check"].split(":")
-        checks[exercise["label"]] = getattr(importlib.import_module(module), name)
+        try:
+            checks[exercise["label"]] = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as error:  # a manifest of another version
+            emit(
+                event="grader error", message=f"cannot load the check {exercise['check']}: {error}"
+            )
+            return
     before = fingerprint()
     cells = code_to_run(job["cells"], job["execute"], [e["answer"] for e in job["exercises"]])
     start = time.perf_counter()
