@@ -386,3 +386,46 @@ def test_a_manifest_naming_a_missing_check_is_the_graders_problem(tmp_path):
     assert "the grader cannot load the check" in result.problem
     assert "make student" in result.problem
     assert result.checks["ex-x"].status == "not graded"
+
+
+def test_the_worker_reports_each_cells_error_and_keeps_going():
+    from stad_utils.grading import worker
+
+    notebook_cells = [
+        [1, "import sys\nsys.exit(2)\n"],
+        [2, "def f(:\n"],
+        [3, "def g():\n    return 1"],
+    ]
+    to_run = cells.code_to_run(notebook_cells, "all", [])
+    namespace, errors = worker.run_student_code(to_run, seconds=5)
+    assert namespace["g"]() == 1
+    assert [e["cell"] for e in errors] == [1, 2]
+    assert "SystemExit: 2" in errors[0]["error"] and 'File "<cell 1>", line 2' in errors[0]["error"]
+    assert "SyntaxError" in errors[1]["error"]
+
+
+def test_the_worker_turns_each_check_outcome_into_a_status():
+    from stad_utils.exercises import ExerciseError, passed
+    from stad_utils.grading import worker
+
+    def failing(answer):
+        raise ExerciseError("✘ X: not yet. A hint.")
+
+    def calling(answer):
+        return answer()
+
+    assert worker.check_answer(lambda a: passed("X"), None, 5) == ("pass", "✔ X: correct")
+    assert worker.check_answer(failing, None, 5) == ("fail", "✘ X: not yet. A hint.")
+    assert worker.check_answer(lambda a: False, None, 5) == ("fail", "the check returned False.")
+    status, message = worker.check_answer(calling, lambda: 1 / 0, 5)
+    assert status == "error" and "ZeroDivisionError" in message
+
+    def endless():
+        while True:
+            pass
+
+    status, message = worker.check_answer(calling, endless, 0.5)
+    assert (status, message) == (
+        "timeout",
+        "your answer stopped after 0.5 s (an endless loop, or far too slow).",
+    )

@@ -126,7 +126,7 @@ def run_student_code(cells: list[tuple[int, str, object]], seconds: float):
         try:
             with time_limit(seconds):
                 exec(compile(code, filename, "exec"), namespace)
-        except (Exception, GradingTimeout) as error:  # noqa: BLE001 - the student's error, reported
+        except BaseException as error:  # noqa: BLE001 - incl. sys.exit() and timeouts: reported
             errors.append({"cell": number, "error": student_traceback(error)})
     return namespace, errors
 
@@ -143,7 +143,7 @@ def check_answer(check, answer, seconds: float) -> tuple[str, str]:
         return "fail", str(error)
     except GradingTimeout as error:
         return "timeout", f"your answer {error}."
-    except Exception as error:  # noqa: BLE001 - any error of the student's code is feedback
+    except BaseException as error:  # noqa: BLE001 - incl. sys.exit(): all of it is feedback
         return "error", f"your answer raised an error:\n{student_traceback(error)}"
     if result is not True:
         return "fail", f"the check returned {result!r}."
