@@ -17,6 +17,9 @@ from .sandbox import Limits, SubmissionResult, grade_submission
 from .submissions import Submission, find_submissions
 
 MANIFEST_VERSION = 1
+# (seconds per notebook, seconds per cell or check, GB of memory) of each --execute mode:
+# the chapters' cells train models, which takes minutes and more address space.
+MODE_DEFAULTS = {"definitions": (300, 60, 4), "all": (1800, 900, 8)}
 
 
 def load_manifest(path: Path) -> dict:
@@ -104,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
             f"{gradebook} exists already: give another --out, or --overwrite to replace "
             "the gradebook and the feedback files."
         )
+    timeout, step_timeout, memory = MODE_DEFAULTS[args.execute]
     limits = Limits(
-        timeout=args.timeout,
-        step_timeout=args.step_timeout,
-        memory_gb=args.memory,
+        timeout=args.timeout or timeout,
+        step_timeout=args.step_timeout or step_timeout,
+        memory_gb=memory if args.memory is None else args.memory,
         execute=args.execute,
     )
     start = time.perf_counter()
@@ -156,16 +160,22 @@ def add_grade_parser(subparsers) -> argparse.ArgumentParser:
         "notebook) or 'all' cells with the quick profile (minutes) (default: definitions)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds per notebook (default: 300)"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per notebook (default: 300; 1800 with --execute all)",
     )
     parser.add_argument(
         "--step-timeout",
         type=float,
-        default=60,
-        help="seconds per cell and per check (default: 60)",
+        default=None,
+        help="seconds per cell and per check (default: 60; 900 with --execute all)",
     )
     parser.add_argument(
-        "--memory", type=float, default=4, help="memory limit per notebook, GB (default: 4)"
+        "--memory",
+        type=float,
+        default=None,
+        help="memory limit per notebook in GB, 0 for none (default: 4; 8 with --execute all)",
     )
     parser.add_argument(
         "--jobs", type=int, default=1, help="notebooks graded at the same time (default: 1)"
