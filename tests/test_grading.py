@@ -242,6 +242,18 @@ def test_an_existing_gradebook_is_not_overwritten(tmp_path, manifest_path):
     with pytest.raises(SystemExit, match="exists already.*--overwrite"):
         cli.main([str(root), "--out", str(tmp_path / "out"), "--manifest", str(manifest_path)])
     assert (tmp_path / "out" / "gradebook.csv").read_text() == "mine"
+    with pytest.raises(SystemExit, match="Unknown chapter.*42.*01_task_and_data"):
+        cli.main(
+            [
+                str(root),
+                "--out",
+                str(tmp_path / "o"),
+                "--manifest",
+                str(manifest_path),
+                "--chapters",
+                "02,42",
+            ]
+        )
 
 
 def test_clear_errors_for_a_missing_manifest_or_no_submissions(tmp_path, monkeypatch):
