@@ -7,6 +7,7 @@ Commands:
   download   download MVTec AD (one category or all), resumable and checksummed
   bench      the benchmark sweep: methods × categories × seeds, one JSON per run,
              resumable and shardable (--shard i/n); --merge writes the results tables
+  grade      grade a class's notebooks (runs the students' code: use a container)
 
 Known errors (bad arguments or data, a full disk, a corrupt file, ...) print one message
 and exit with status 2 (bad usage) or 1 (anything else); ``--debug`` adds the traceback.
@@ -442,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-merge", action="store_true", help="do not merge after the sweep")
     bench.add_argument("--no-figures", action="store_true", help="merge without figures")
     bench.set_defaults(handler=_bench)
+
+    from .grading.cli import add_grade_parser
+
+    add_grade_parser(commands)
     for command in commands.choices.values():  # --debug after the command too; SUPPRESS
         command.add_argument(  # keeps one given before it
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
