@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from stad_utils.config import pick_device
 from stad_utils.data import TEXTURE_CATEGORIES, ensure_textures, load_splits
-from stad_utils.runner import COMPARISON_COLUMNS, RunConfig, comparison_table, evaluate_method
+from stad_utils.runner import (
+    COMPARISON_COLUMNS,
+    RunConfig,
+    comparison_table,
+    evaluate_method,
+    label_free_numbers,
+)
 
 
 def reports_for(category: str, epochs: int | None) -> dict[str, dict]:
@@ -27,11 +34,11 @@ def reports_for(category: str, epochs: int | None) -> dict[str, dict]:
         train_set, val_set, test_set = load_splits(root, category, config.image_size, config.seed)
         model = config.build_method()
         history = model.fit(train_set, val_set, config.train_config(device))
-        reports[label] = evaluate_method(model, test_set, config, device, history)[0]
+        reports[label] = evaluate_method(model, test_set, config, device, history, val_set)[0]
         if method == "fvv":
             model.scoring = "variance"
             reports["FVV, variance only"] = evaluate_method(
-                model, test_set, config, device, history
+                model, test_set, config, device, history, val_set
             )[0]
     order = ("STFPM", "FVV", "FVV, variance only", "Simple Student")
     return {name: reports[name] for name in order}
@@ -48,10 +55,15 @@ def main() -> None:
         print(comparison_table(reports))
     print("\n### mean over categories\n")
     names = list(next(iter(per_category.values())))
+    flat = {  # the label-free numbers sit in each report's thresholds: flatten them first
+        c: {name: {**r, **label_free_numbers(r)} for name, r in reports.items()}
+        for c, reports in per_category.items()
+    }
     mean = {
         name: {
-            key: sum(per_category[c][name][key] for c in per_category) / len(per_category)
-            for key, _, _ in COMPARISON_COLUMNS
+            column.key: float(np.mean([flat[c][name][column.key] for c in flat]))
+            for column in COMPARISON_COLUMNS
+            if all(flat[c][name].get(column.key) is not None for c in flat)
         }
         for name in names
     }

@@ -7,16 +7,24 @@ Commands:
   download   download MVTec AD (one category or all), resumable and checksummed
   bench      the benchmark sweep: methods × categories × seeds, one JSON per run,
              resumable and shardable (--shard i/n); --merge writes the results tables
+  grade      grade a class's notebooks (runs the students' code: use a container)
+
+Known errors (bad arguments or data, a full disk, a corrupt file, ...) print one message
+and exit with status 2 (bad usage) or 1 (anything else); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shlex
 import sys
+import traceback
 from pathlib import Path
 
 from .config import data_root
+from .errors import DiskFullError, StadError, UsageError
 from .methods import METHODS
 
 
@@ -65,19 +73,43 @@ def _fit(args: argparse.Namespace) -> int:
         method_options=options,
         figures=not args.no_figures,
     )
-    report = run(config)
+    try:
+        report = run(
+            config,
+            overwrite=args.overwrite,
+            threshold_rule=args.threshold_rule,
+            false_alarm_rate=args.false_alarm_rate,
+        )
+    except KeyboardInterrupt:
+        # the same command resumes from the last finished epoch; never with --overwrite,
+        # which would delete that checkpoint
+        again = [word for word in args.argv if word != "--overwrite"]
+        print(
+            f"\nInterrupted. The finished epochs are kept in {args.out / 'checkpoint'}; "
+            f"resume with:\n  python -m stad_utils {shlex.join(again)}",
+            file=sys.stderr,
+        )
+        return 130
     _print_report(report)
     print(f"Report, model and figures in {args.out}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .files import write_json
     from .runner import evaluate_run
 
-    report = evaluate_run(args.run, args.data, args.category, args.device)
+    report = evaluate_run(
+        args.run,
+        args.data,
+        args.category,
+        args.device,
+        threshold_rule=args.threshold_rule,
+        false_alarm_rate=args.false_alarm_rate,
+    )
     _print_report(report)
     if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+        write_json(args.output, report)  # creates a missing folder; strict JSON
     return 0
 
 
@@ -156,6 +188,7 @@ def _bench(args: argparse.Namespace) -> int:
         jobs = bench.shard_jobs(sweep.jobs(), args.shard)
     except ValueError as error:
         raise SystemExit(str(error)) from error
+    _check_categories(Path(data), sweep.categories)
     if args.dry_run:
         for number, job in enumerate(jobs, start=1):
             status, detail = bench.job_status(job, sweep.run_config(job), sweep.runs_dir)
@@ -175,12 +208,54 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _check_categories(data: Path, categories) -> None:
+    """Every category given must be a dataset folder under ``data`` (checked before any
+    job runs, and by --dry-run)."""
+    from .data import categories as category_folders
+
+    found = category_folders(data)
+    missing = [c for c in categories or () if c not in found]
+    if missing:
+        raise UsageError(
+            f"No category {', '.join(map(repr, missing))} in {data} (a category is a folder "
+            f"with train/good inside). Found: {', '.join(found) or 'none'}."
+        )
+
+
 def _print_report(report: dict) -> None:
     from .runner import REPORT_KEYS
 
     for key in REPORT_KEYS:
         value = report[key]
         print(f"{key:26s} {value:.4f}" if isinstance(value, float) else f"{key:26s} {value}")
+    if report.get("thresholds"):  # every rule, so an oracle is never taken for a deployable one
+        print(f"threshold rule: {report['threshold_rule']} (all rules below)")
+        for name, rule in report["thresholds"].items():
+            print(
+                f"  {name:26s} t = {rule['value']:.4g}  Dice {rule['dice']:.3f}  "
+                f"false goods {rule['false_goods']}, false bads {rule['false_bads']}  "
+                f"[{'oracle: reads test labels' if rule['uses_test_labels'] else 'no test labels'}]"
+            )
+
+
+def _add_threshold_options(command: argparse.ArgumentParser) -> None:
+    from .thresholds import RULES
+
+    command.add_argument(
+        "--threshold-rule",
+        choices=list(RULES),
+        default="image_f1_oracle",
+        help="the threshold behind the report's threshold, dice and false goods/bads. "
+        "image_f1_oracle (the thesis', eq. 5.6) and pixel_f1_oracle read the test labels; "
+        "validation_quantile and validation_pixel_quantile use good validation images only. "
+        "Every rule is recorded in the report's 'thresholds' (default: %(default)s)",
+    )
+    command.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=0.05,
+        help="share of good images the validation_quantile rule may flag (default: 0.05)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m stad_utils",
         description="Student–Teacher Anomaly Detection: datasets, training and evaluation.",
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fit = commands.add_parser(
@@ -224,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--image-size", type=int, default=None, help="square input size (pixels)")
     fit.add_argument("--epochs", type=int, default=None, help="training epochs")
     fit.add_argument("--batch-size", type=int, default=None, help="images per batch")
-    fit.add_argument("--lr", type=float, default=None, help="SGD learning rate")
+    fit.add_argument(
+        "--lr", type=float, default=None, help="learning rate (of the method's optimizer)"
+    )
     fit.add_argument("--seed", type=int, default=None, help="seed of initialization, order, split")
     fit.add_argument(
         "--device",
@@ -238,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra method arguments as JSON, e.g. '{\"num_students\": 3}'",
     )
     fit.add_argument("--no-figures", action="store_true", help="do not write figures")
+    fit.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="OUT holds another run: replace its model, report, figures and checkpoint "
+        "(other files in OUT stay). Without it such a folder is refused.",
+    )
+    _add_threshold_options(fit)
     fit.set_defaults(handler=_fit)
 
     evaluate = commands.add_parser(
@@ -251,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--category", default=None, help="another category")
     evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None)
     evaluate.add_argument("--output", default=None, help="write the report JSON here")
+    _add_threshold_options(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     data = commands.add_parser("data", help="generate the embedded textures dataset")
@@ -271,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", type=Path, default=None, help="target folder (default: DATA/mvtec)"
     )
     download.add_argument(
-        "--remove-archive", action="store_true", help="delete the 5 GB archive after extraction"
+        "--remove-archive", action="store_true", help="delete the archive after extraction"
     )
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(handler=_download)
@@ -357,14 +443,56 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-merge", action="store_true", help="do not merge after the sweep")
     bench.add_argument("--no-figures", action="store_true", help="merge without figures")
     bench.set_defaults(handler=_bench)
+
+    from .grading.cli import add_grade_parser
+
+    add_grade_parser(commands)
+    for command in commands.choices.values():  # --debug after the command too; SUPPRESS
+        command.add_argument(  # keeps one given before it
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     return parser
 
 
+def _exit_status(error: BaseException) -> int | None:
+    """2 for bad usage, 1 for other known errors, ``None`` for a bug (traceback)."""
+    from .backbones import WeightsUnavailableError
+    from .data.download import DownloadError
+    from .train import DivergenceError
+
+    if isinstance(error, UsageError | ValueError):
+        return 2
+    known = (StadError, OSError, DownloadError, WeightsUnavailableError, DivergenceError)
+    return 1 if isinstance(error, known) else None
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, DiskFullError):
+        return error.strerror
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"Disk full while writing {error.filename}: free some space and run again."
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if getattr(args, "root", None) is None and args.command == "download":
         args.root = data_root() / "mvtec"
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    except Exception as error:
+        status = _exit_status(error)
+        if status is None:
+            raise  # not a known error: the traceback is what a bug report needs
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import timm
@@ -46,19 +47,29 @@ import torch
 import torchvision
 from torch import nn
 
+from .tables import Column, markdown_table
+
 __all__ = [
     "BACKBONES",
     "DEFAULT_LAYERS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "LAYER_NAMES",
+    "LAYER_STRIDES",
+    "STUDENT_BN_MOMENTUM",
     "BackboneSpec",
     "BackboneTable",
     "FeatureExtractor",
+    "FreezableModule",
     "WeightsUnavailableError",
     "available_backbones",
+    "backbone_spec",
     "build_backbone",
     "count_parameters",
     "describe_backbone",
     "load_efficientnet_lite0_classifier",
+    "resnet_stages",
+    "seeded_initialization",
     "set_batchnorm_momentum",
     "student",
     "teacher",
@@ -69,7 +80,9 @@ __all__ = [
 LAYER_NAMES = ("layer1", "layer2", "layer3", "layer4")
 #: What the methods use (STFPM, FVV, SS): the stages at strides 4, 8 and 16.
 DEFAULT_LAYERS = ("layer1", "layer2", "layer3")
-_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+#: The stride of each uniform layer: every backbone's (and student's) features are this
+#: many times smaller than the image.
+LAYER_STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -133,7 +146,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     weights_source: str
-    strides: dict[str, int] = field(default_factory=lambda: dict(_STRIDES))
+    strides: dict[str, int] = field(default_factory=lambda: dict(LAYER_STRIDES))
 
 
 def _url_filename(url: str) -> str:
@@ -141,7 +154,9 @@ def _url_filename(url: str) -> str:
     return Path(urlparse(url).path).name
 
 
-def _resnet_stages() -> dict[str, tuple[str, ...]]:
+def resnet_stages() -> dict[str, tuple[str, ...]]:
+    """:attr:`BackboneSpec.stages` of any torchvision ResNet (and of networks built like
+    one, e.g. the Simple Student): the stem's four modules, then ``layer1..layer4``."""
     stem = ("conv1", "bn1", "relu", "maxpool")
     return {"stem": stem, **{layer: (layer,) for layer in LAYER_NAMES}}
 
@@ -153,7 +168,7 @@ def _torchvision_spec(name: str, weights, channels: Sequence[int]) -> BackboneSp
         name=name,
         make_network=lambda: builder(weights=None),
         load_weights=lambda net: net.load_state_dict(_torchvision_state_dict(name, weights)),
-        stages=_resnet_stages(),
+        stages=resnet_stages(),
         channels=dict(zip(LAYER_NAMES, channels, strict=True)),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -323,7 +338,9 @@ def available_backbones() -> list[str]:
     return sorted(BACKBONES)
 
 
-def _spec(name: str) -> BackboneSpec:
+def backbone_spec(name: str) -> BackboneSpec:
+    """The registry's :class:`BackboneSpec` of backbone ``name`` (its channels, strides,
+    stages and input normalization); ``ValueError`` naming the known backbones otherwise."""
     try:
         return BACKBONES[name]
     except KeyError:
@@ -337,7 +354,28 @@ def _spec(name: str) -> BackboneSpec:
 # ----------------------------------------------------------------------------------------
 
 
-class FeatureExtractor(nn.Module):
+_Module = TypeVar("_Module", bound="FreezableModule")
+
+
+class FreezableModule(nn.Module):
+    """A network that can become a teacher: :meth:`freeze` turns off every gradient and
+    puts it in eval mode for good. Feature extractors and adapted students share it."""
+
+    frozen = False
+
+    def freeze(self: _Module) -> _Module:
+        """Make this a teacher: no trainable parameters, eval mode for good (see ``train``)."""
+        self.requires_grad_(False)
+        self.frozen = True
+        return self.eval()
+
+    def train(self: _Module, mode: bool = True) -> _Module:
+        # A frozen teacher stays in eval mode, so that a training loop calling
+        # model.train() on everything cannot start updating its batch-norm statistics.
+        return super().train(mode and not self.frozen)
+
+
+class FeatureExtractor(FreezableModule):
     """A backbone cut after its deepest requested layer; returns the requested features.
 
     ``forward(images)`` takes images ``(B, 3, H, W)`` in ``[0, 1]``, normalizes them with
@@ -362,7 +400,6 @@ class FeatureExtractor(nn.Module):
         # Not persistent: they are constants of the backbone, not learnt state.
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
-        self.frozen = False
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(B, 3, H, W)`` in ``[0, 1]`` → ``{layer: (B, C_l, H / s_l, W / s_l)}``."""
@@ -375,16 +412,17 @@ class FeatureExtractor(nn.Module):
                 features[stage] = x
         return features
 
-    def freeze(self) -> FeatureExtractor:
-        """Make this a teacher: no trainable parameters, eval mode for good (see ``train``)."""
-        self.requires_grad_(False)
-        self.frozen = True
-        return self.eval()
+    def stage_modules(self) -> dict[str, tuple[nn.Module, ...]]:
+        """The modules of ``body`` that compute each stage, in forward order:
+        ``{"stem": (...), "layer1": (...), ...}`` up to the deepest requested layer.
 
-    def train(self, mode: bool = True) -> FeatureExtractor:
-        # A frozen teacher stays in eval mode, so that a training loop calling
-        # model.train() on everything cannot start updating its batch-norm statistics.
-        return super().train(mode and not self.frozen)
+        Like timm's ``feature_info``, for looking inside without relying on the backbone's
+        own module names (e.g. counting parameters stage by stage).
+        """
+        return {
+            stage: tuple(self.body.get_submodule(path) for path in paths)
+            for stage, paths in self._plan
+        }
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{k}: {self.channels[k]} ch / {self.strides[k]}" for k in self.layers)
@@ -435,7 +473,7 @@ def build_backbone(
     :class:`WeightsUnavailableError`; ``pretrained=False`` keeps the library's random
     initialization (drawn from PyTorch's global random generator).
     """
-    spec = _spec(name)
+    spec = backbone_spec(name)
     network = spec.make_network()
     if pretrained:
         spec.load_weights(network)
@@ -456,15 +494,20 @@ def student(
     (ensembles: one seed per student). Batch-norm momentum is set to PyTorch's 0.1
     explicitly, whatever the library's default (see ``STUDENT_BN_MOMENTUM``).
     """
-    with _seeded(seed):
+    with seeded_initialization(seed):
         net = build_backbone(name, pretrained=False, layers=layers)
     set_batchnorm_momentum(net, STUDENT_BN_MOMENTUM)
     return net.train()
 
 
 @contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Run the block with PyTorch's CPU generator seeded, then restore its state."""
+def seeded_initialization(seed: int | None) -> Iterator[None]:
+    """Run the block with PyTorch's CPU generator seeded, then restore its state.
+
+    For building networks repeatably (``with seeded_initialization(seed): net = ...``)
+    without changing the random numbers the caller draws afterwards. ``seed=None``: the
+    block draws from the global generator as usual.
+    """
     if seed is None:
         yield
         return
@@ -494,6 +537,14 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+_BACKBONE_COLUMNS = (
+    Column("layer", align="left"),
+    Column("stride"),
+    Column("channels"),
+    Column("parameters", "parameters up to this layer", "{:,}"),
+)
+
+
 @dataclass(frozen=True)
 class BackboneTable:
     """Layers, channels, strides and parameter counts of a backbone; shows as a table."""
@@ -504,18 +555,11 @@ class BackboneTable:
     total_parameters: int
 
     def to_markdown(self) -> str:
-        lines = [
+        title = (
             f"**{self.name}** — weights: {self.weights_source}; "
-            f"{self.total_parameters:,} parameters in the whole network",
-            "",
-            "| layer | stride | channels | parameters up to this layer |",
-            "|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {r['layer']} | {r['stride']} | {r['channels']} | {r['parameters']:,} |"
-            for r in self.rows
-        ]
-        return "\n".join(lines)
+            f"{self.total_parameters:,} parameters in the whole network\n\n"
+        )
+        return title + markdown_table(self.rows, _BACKBONE_COLUMNS).removesuffix("\n")
 
     _repr_markdown_ = to_markdown  # Jupyter renders it as a table
     __str__ = to_markdown
@@ -526,7 +570,7 @@ def describe_backbone(name: str, layers: Sequence[str] = LAYER_NAMES) -> Backbon
 
     Needs no weights (it counts the architecture's parameters).
     """
-    spec = _spec(name)
+    spec = backbone_spec(name)
     whole = count_parameters(spec.make_network())
     rows = []
     for layer in _check_layers(spec, layers):

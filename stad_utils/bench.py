@@ -70,7 +70,7 @@ from . import __version__, runner
 from .config import data_root, get_profile, pick_device
 from .data import TEXTURE_CATEGORIES, ensure_textures
 from .data import categories as category_folders
-from .files import write_atomically
+from .files import json_text, write_atomically
 from .methods import METHODS
 from .published import CATEGORY_ORDER, SOURCES, published_for
 from .runner import REPORT_KEYS, RunConfig
@@ -358,8 +358,9 @@ def _error_message(path: Path) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` so that ``path`` is either the old file or the whole new one."""
-    text = json.dumps(payload, indent=2) + "\n"
+    """Write ``payload`` so that ``path`` is either the old file or the whole new one
+    (strict JSON: a NaN, e.g. a diverged validation score, is written as null)."""
+    text = json_text(payload)
     write_atomically(path, lambda temporary: temporary.write_text(text))
 
 
@@ -468,6 +469,7 @@ def run_sweep(
             # the kept model's checkpoint belongs to the old configuration: start afresh
             # (an interrupted run of the *same* configuration keeps it, and resumes)
             shutil.rmtree(Path(config.out) / "checkpoint", ignore_errors=True)
+            (Path(config.out) / "report.json").unlink(missing_ok=True)  # the old run's
         elif status == "failed":
             log(f"{prefix}: retrying (failed before: {detail})")
         else:
@@ -502,7 +504,15 @@ def run_sweep(
         record["versions"] = {**_versions(), **(record.get("versions") or {})}
         record["config"] = asdict(config)
         record["job"] = job.to_dict()
-        record["wall_seconds"] = seconds
+        # A resumed run (after an interruption) trained its first epochs in an earlier
+        # session: its wall time adds that training time, so that it is never shorter than
+        # train_seconds; this session's own wall time is kept beside it.
+        history = record.get("history") or {}
+        resumed_from = history.get("resumed_from_epoch")
+        earlier = (history.get("seconds") or 0.0) - (history.get("session_seconds") or 0.0)
+        record["resumed_from_epoch"] = resumed_from
+        record["session_wall_seconds"] = seconds
+        record["wall_seconds"] = seconds + (max(earlier, 0.0) if resumed_from else 0.0)
         record["finished_at"] = _now()
         _write_json(runs / f"{job.key}.json", record)
         (runs / f"{job.key}.error.json").unlink(missing_ok=True)

@@ -34,9 +34,8 @@ Convention for thresholds: a pixel or image is predicted *defective* when its sc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -44,10 +43,13 @@ from scipy import ndimage
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score, roc_curve
 
 from . import thresholds
+from .tables import Column, markdown_table, metric_columns
 
 __all__ = [
     "EIGHT_CONNECTED",
+    "as_labels",
     "as_maps_and_masks",
+    "as_scores",
     "RocCurve",
     "ProCurve",
     "FalseCounts",
@@ -165,8 +167,12 @@ def _as_masks(masks, name: str = "masks") -> np.ndarray:
     )
 
 
-def _as_labels(labels, n: int | None = None, name: str = "labels") -> np.ndarray:
-    """Image labels as an int array (N,) with values in {0, 1}."""
+def as_labels(labels, n: int | None = None, name: str = "labels") -> np.ndarray:
+    """Image labels (array, tensor or list) as an int array (N,) with values in {0, 1}.
+
+    ``n``: the number of images they must match; ``name``: how error messages call them.
+    ``ValueError`` saying what to do for a scalar, a wrong count or values other than 0/1.
+    """
     y = _to_numpy(labels)
     if y.ndim == 0:
         raise ValueError(f"{name} must be a sequence with one label per image, not a scalar.")
@@ -184,8 +190,12 @@ def _as_labels(labels, n: int | None = None, name: str = "labels") -> np.ndarray
     return y.astype(np.int64)
 
 
-def _as_scores(scores, n: int | None = None, name: str = "image_scores") -> np.ndarray:
-    """Image scores as a float64 array (N,), finite."""
+def as_scores(scores, n: int | None = None, name: str = "image_scores") -> np.ndarray:
+    """Image scores (array, tensor or list) as a float64 array (N,) of finite values.
+
+    ``n``: the number of images they must match; ``name``: how error messages call them.
+    ``ValueError`` for a wrong count or for NaN / infinite scores.
+    """
     s = np.asarray(_to_numpy(scores), dtype=np.float64).reshape(-1)
     if n is not None and s.size != n:
         raise ValueError(
@@ -257,7 +267,7 @@ def image_scores_from_maps(anomaly_maps) -> np.ndarray:
 
 def _image_scores(anomaly_maps, image_scores, n: int | None = None) -> np.ndarray:
     if image_scores is not None:
-        return _as_scores(image_scores, n)
+        return as_scores(image_scores, n)
     if anomaly_maps is None:
         raise ValueError("Give anomaly_maps (image score = their maximum) or image_scores.")
     return image_scores_from_maps(anomaly_maps)
@@ -270,7 +280,7 @@ def image_roc(anomaly_maps, labels, image_scores=None) -> RocCurve:
     given; ``labels`` (N,) 0 good / 1 defective. Defective is the positive class.
     """
     scores = _image_scores(anomaly_maps, image_scores)
-    y = _as_labels(labels, scores.size)
+    y = as_labels(labels, scores.size)
     _check_two_classes(y, "Image AUROC")
     fpr, tpr, thresholds = roc_curve(y, scores)
     return RocCurve(fpr, tpr, thresholds)
@@ -283,7 +293,7 @@ def image_auroc(anomaly_maps, labels, image_scores=None) -> float:
     ``image_scores`` are given.
     """
     scores = _image_scores(anomaly_maps, image_scores)
-    y = _as_labels(labels, scores.size)
+    y = as_labels(labels, scores.size)
     _check_two_classes(y, "Image AUROC")
     return float(roc_auc_score(y, scores))
 
@@ -534,8 +544,8 @@ def f1_curve(labels, image_scores) -> tuple[np.ndarray, np.ndarray]:
     increasing (every distinct score; defective means score >= threshold); F1 is 0 where
     precision and recall are both 0. Computed with scikit-learn's ``precision_recall_curve``.
     """
-    scores = _as_scores(image_scores)
-    y = _as_labels(labels, scores.size)
+    scores = as_scores(image_scores)
+    y = as_labels(labels, scores.size)
     _check_two_classes(y, "The F1-optimal threshold")
     precision, recall, thresholds = precision_recall_curve(y, scores)
     p, r = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
@@ -568,8 +578,8 @@ def false_goods_bads(labels, image_scores, threshold: float) -> FalseCounts:
     Simple Student on Pill, image AUROC 0.448, scores 26/0, and Pill has 26 good test images
     (an F1-optimal threshold on a near-chance detector calls every image defective).
     """
-    scores = _as_scores(image_scores)
-    y = _as_labels(labels, scores.size)
+    scores = as_scores(image_scores)
+    y = as_labels(labels, scores.size)
     bad = scores >= threshold
     return FalseCounts(
         false_goods=int(np.count_nonzero((y == 1) & ~bad)),
@@ -584,7 +594,7 @@ def normalized_scores(image_scores, threshold: float) -> np.ndarray:
     set's ``image_scores`` (N,). The threshold lands at 0.5, so > 0.5 means predicted
     defective, and the distance from 0.5 is comparable across categories. Returns (N,).
     """
-    scores = _as_scores(image_scores)
+    scores = as_scores(image_scores)
     spread = float(scores.max() - scores.min())
     if spread == 0.0:
         raise ValueError(
@@ -667,7 +677,7 @@ def evaluate(
     """
     limit = _check_fpr_limit(fpr_limit)
     maps, gt = as_maps_and_masks(anomaly_maps, masks)
-    y = _as_labels(labels, maps.shape[0])
+    y = as_labels(labels, maps.shape[0])
     mislabelled = np.flatnonzero((y == 0) & gt.reshape(gt.shape[0], -1).any(axis=1))
     if mislabelled.size:
         raise ValueError(
@@ -738,54 +748,36 @@ def _threshold_rules(
     return rules
 
 
-_COLUMNS = (
-    ("image_auroc", "image AUROC"),
-    ("pixel_auroc", "pixel AUROC"),
-    ("au_pro", "AU-PRO"),
-    ("dice", "Dice"),
-    ("threshold", "threshold"),
-    ("false_goods", "false goods"),
-    ("false_bads", "false bads"),
-)
-
-
 def tabulate(reports: Mapping[str, MetricsReport], digits: int = 3) -> str:
     """A Markdown table: one row per category, then the mean of every column but the threshold.
 
     ``reports`` maps a category name to its :class:`MetricsReport` (or to a dict with the
     same keys, e.g. a loaded ``report.json``). Thresholds are not comparable across
-    categories, so their mean is left empty.
+    categories, so their mean is left empty; so is a cell whose value is missing or NaN.
     """
     if not reports:
         raise ValueError("tabulate needs at least one report.")
-    rows = {
-        name: (r.to_dict() if hasattr(r, "to_dict") else dict(r)) for name, r in reports.items()
-    }
-    limits = {getattr(r, "fpr_limit", None) for r in reports.values()} - {None}
-    header = ["category"] + [
-        f"AU-PRO (FPR ≤ {limits.pop():g})" if key == "au_pro" and len(limits) == 1 else title
-        for key, title in _COLUMNS
+    rows = [
+        {**(r.to_dict() if hasattr(r, "to_dict") else dict(r)), "category": name}
+        for name, r in reports.items()
     ]
+    limits = {getattr(r, "fpr_limit", None) for r in reports.values()} - {None}
+    au_pro_title = f"AU-PRO (FPR ≤ {limits.pop():g})" if len(limits) == 1 else "AU-PRO"
 
-    def cell(key: str, value) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if key in ("false_goods", "false_bads") and float(value).is_integer():
-            return str(int(value))
-        if key == "threshold":
-            return f"{value:.{digits}g}"
+    def number(value) -> str:
         return f"{value:.{digits}f}"
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * len(_COLUMNS)]
-    for name, row in rows.items():
-        lines.append("| " + " | ".join([name] + [cell(k, row[k]) for k, _ in _COLUMNS]) + " |")
-    means = [
-        None if key == "threshold" else float(np.mean([row[key] for row in rows.values()]))
-        for key, _ in _COLUMNS
-    ]
-    mean_cells = [
-        f"{m:.1f}" if key in ("false_goods", "false_bads") else cell(key, m)
-        for (key, _), m in zip(_COLUMNS, means, strict=True)
-    ]
-    lines.append("| **mean** | " + " | ".join(mean_cells) + " |")
-    return "\n".join(lines)
+    def count(value) -> str:  # false goods / bads: integers, or a mean over seeds
+        return str(int(value)) if float(value).is_integer() else number(value)
+
+    def shown(column: Column) -> Column:  # the metric's column, with ``digits``
+        if column.key == "threshold":
+            return replace(column, format=lambda value: f"{value:.{digits}g}")
+        if column.key in ("false_goods", "false_bads"):
+            return replace(column, format=count, mean_format="{:.1f}")
+        title = au_pro_title if column.key == "au_pro" else column.title
+        return replace(column, title=title, format=number)
+
+    columns = [Column("category", align="left")]
+    columns += [shown(column) for column in metric_columns(*MetricsReport.KEYS)]
+    return markdown_table(rows, columns, mean_label="**mean**", missing="").removesuffix("\n")

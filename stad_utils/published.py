@@ -22,6 +22,8 @@ Sources:
 
 from __future__ import annotations
 
+from .tables import Column, markdown_table
+
 CATEGORY_ORDER = (
     "carpet", "grid", "leather", "tile", "wood", "bottle", "cable", "capsule", "hazelnut",
     "metal_nut", "pill", "screw", "toothbrush", "transistor", "zipper",
@@ -203,22 +205,23 @@ def published_for(method: str, category: str) -> list[dict]:
 _TITLES = {"stfpm": "STFPM", "fvv": "FVV", "simple_student": "Simple Student"}
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    align = ["---"] + ["---:"] * (len(header) - 1)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+def _bads_goods(pair: tuple[int, int]) -> str:
+    return "{} / {}".format(*pair)
 
 
 def _column_table(columns: list[tuple[str, dict, str]]) -> str:
     """One row per MVTec AD category (then the mean of each column over the categories it
     has), one column per ``(title, {category: value}, format)``; "–" where missing."""
     rows = [
-        [category, *(fmt.format(c[category]) if category in c else "–" for _, c, fmt in columns)]
+        {
+            "category": category,
+            **{title: values[category] for title, values, _ in columns if category in values},
+        }
         for category in CATEGORY_ORDER
     ]
-    means = [sum(c.values()) / len(c) for _, c, _ in columns]
-    rows.append(["mean", *(fmt.format(m) for (_, _, fmt), m in zip(columns, means, strict=True))])
-    return _markdown_table(["category", *(title for title, _, _ in columns)], rows)
+    shown = [Column("category", align="left")]
+    shown += [Column(title, format=fmt) for title, _, fmt in columns]
+    return markdown_table(rows, shown, mean_label="mean")
 
 
 def published_tables() -> dict[str, str]:
@@ -246,27 +249,22 @@ def published_tables() -> dict[str, str]:
     ]
     local += [(f"{_TITLES[m]} Dice (THESIS)", THESIS_DICE[m], "{:.3g}") for m in _TITLES]
     decisions = [
-        [
-            category,
-            *(
-                "{} / {}".format(*THESIS_FALSE_BADS_GOODS[m][category])
-                if category in THESIS_FALSE_BADS_GOODS[m]
-                else "–"
-                for m in _TITLES
-            ),
-        ]
+        {"category": category}
+        | {m: v[category] for m, v in THESIS_FALSE_BADS_GOODS.items() if category in v}
         for category in CATEGORY_ORDER
     ]
-    totals = [
-        "{} / {}".format(*(sum(v[i] for v in THESIS_FALSE_BADS_GOODS[m].values()) for i in (0, 1)))
-        for m in _TITLES
-    ]
-    decisions.append(["total", *totals])
+    totals = {
+        m: tuple(map(sum, zip(*v.values(), strict=True)))
+        for m, v in THESIS_FALSE_BADS_GOODS.items()
+    }
+    decisions.append({"category": "total", **totals})
+    decision_columns = [Column("category", align="left")]
+    decision_columns += [Column(m, f"{t} (THESIS)", _bads_goods) for m, t in _TITLES.items()]
     return {
         "Image AUROC": _column_table(image),
         "Localization: AU-PRO (FPR ≤ 0.3), pixel AUROC, Dice": _column_table(local),
         "False bads / false goods at the image-level F1-optimal threshold (THESIS)": (
-            _markdown_table(["category", *(f"{t} (THESIS)" for t in _TITLES.values())], decisions)
+            markdown_table(decisions, decision_columns)
         ),
     }
 
@@ -281,13 +279,22 @@ def talk_baselines_table() -> str:
     repeated = {
         name for name, column in TALK_BASELINES_PRO.items() if column["zipper"] == column["carpet"]
     }
-    rows = []
-    for category in CATEGORY_ORDER:
-        cells = []
-        for name, column in columns.items():
-            star = "*" if category == "zipper" and name in repeated else ""
-            cells.append(f"{column[category]:.3f}{star}")
-        rows.append([category, *cells])
-    means = [0.857, *TALK_BASELINES_MEAN.values()]  # the slide's mean row
-    rows.append(["mean (as printed)", *(f"{m:.3f}" for m in means)])
-    return _markdown_table(["category", *columns], rows)
+    rows = [
+        {
+            "category": category,
+            **{
+                name: f"{column[category]:.3f}"
+                + ("*" if category == "zipper" and name in repeated else "")
+                for name, column in columns.items()
+            },
+        }
+        for category in CATEGORY_ORDER
+    ]
+    # the slide's mean row, as printed (text values are shown as they are)
+    means = [0.857, *TALK_BASELINES_MEAN.values()]
+    rows.append(
+        {"category": "mean (as printed)"}
+        | {name: f"{mean:.3f}" for name, mean in zip(columns, means, strict=True)}
+    )
+    shown = [Column("category", align="left"), *(Column(name) for name in columns)]
+    return markdown_table(rows, shown)

@@ -14,10 +14,14 @@ An output folder holds::
 
 from __future__ import annotations
 
-import json
+import hashlib
+import inspect
+import math
+import os
 import platform
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +30,21 @@ import torch
 from . import __version__
 from .config import get_profile, pick_device
 from .data import load_splits
+from .errors import RunFolderError, StadError, UsageError
+from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
-from .train import TrainConfig
+from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
+from .train import TrainConfig, identity_differences
+
+IMAGE_SIZES = (32, 1024)  # the accepted --image-size range (pixels)
+# What `fit --overwrite` may replace in an output folder: the tool's own files only.
+OWN_FILES = (
+    "model.pt",
+    "report.json",
+    "checkpoint/last.pt",
+    *(f"figures/{name}" for name in ("loss.png", "curves.png", "scores.png", "examples.png")),
+)
 
 ENSEMBLES = ("fvv", "uninformed_students")  # methods whose ensemble size the profile sets
 
@@ -91,7 +107,49 @@ class RunConfig:
             raise ValueError(
                 f"Unknown method {values['method']!r}: choose one of {', '.join(sorted(METHODS))}."
             )
+        # paths are stored absolute, so a report still finds its data from another folder
+        for key in ("data", "out"):
+            if values[key] is not None:
+                values[key] = os.path.abspath(os.path.expanduser(values[key]))
         return RunConfig(**values)
+
+    def validate(self) -> None:
+        """Refuse settings that cannot give a meaningful run, before any work is done
+        (call it on the resolved configuration). Raises :class:`UsageError`."""
+        low, high = IMAGE_SIZES
+        checks = (
+            ("--epochs", self.epochs, _is_int(self.epochs) and self.epochs >= 1, "at least 1"),
+            (
+                "--batch-size",
+                self.batch_size,
+                _is_int(self.batch_size) and self.batch_size >= 1,
+                "at least 1",
+            ),
+            (
+                "--image-size",
+                self.image_size,
+                _is_int(self.image_size) and low <= self.image_size <= high,
+                f"between {low} and {high} pixels",
+            ),
+            (
+                "--seed",
+                self.seed,
+                _is_int(self.seed) and 0 <= self.seed < 2**32,
+                "an integer from 0 to 2**32 - 1",
+            ),
+            (
+                "--lr",
+                self.lr,
+                isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0,
+                "a positive number",
+            ),
+        )
+        problems = [
+            f"{flag} must be {rule} (got {value!r})" for flag, value, ok, rule in checks if not ok
+        ]
+        if problems:
+            raise UsageError("; ".join(problems) + ".")
+        check_method_options(self.method, self.method_options)
 
     def train_config(self, device: torch.device) -> TrainConfig:
         profile = get_profile(self.profile)
@@ -110,9 +168,169 @@ class RunConfig:
 
     def build_method(self) -> Method:
         config = self.resolved()  # the profile's options for the method included
-        return METHODS[config.method](
-            backbone=config.backbone, seed=config.seed, **config.method_options
+        try:
+            return METHODS[config.method](
+                backbone=config.backbone, seed=config.seed, **config.method_options
+            )
+        except TypeError as error:  # e.g. a list where a number belongs
+            raise UsageError(
+                f"{config.method} refused the method options {config.method_options}: "
+                f"{error}. Its options are: {', '.join(method_option_names(config.method))}."
+            ) from error
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_SET_ELSEWHERE = {"self", "backbone", "seed", "pretrained"}  # given by --backbone, --seed
+
+
+def method_option_names(method: str) -> list[str]:
+    """The options ``--method-options`` may set for ``method`` (its constructor's)."""
+    parameters = inspect.signature(METHODS[method].__init__).parameters
+    return [name for name in parameters if name not in _SET_ELSEWHERE]
+
+
+def _type_matches(value, default) -> bool:
+    """Whether an option's value has the kind of its default (JSON gives lists for
+    tuples and ints for whole floats)."""
+    if default is None or default is inspect.Parameter.empty:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return _is_int(value)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple)
+    return True
+
+
+def check_method_options(method: str, options: dict) -> None:
+    """Refuse options the method's constructor does not take, or of the wrong kind."""
+    parameters = inspect.signature(METHODS[method].__init__).parameters
+    valid = method_option_names(method)
+    reserved = sorted(set(options) & {"backbone", "seed"})
+    if reserved:
+        raise UsageError(
+            f"Set {', '.join(reserved)} with --{'/--'.join(reserved)}, not in --method-options."
         )
+    unknown = [key for key in options if key not in valid]
+    if unknown:
+        raise UsageError(
+            f"{method} has no option {', '.join(map(repr, unknown))}. Its options are: "
+            f"{', '.join(valid)}."
+        )
+    for key, value in options.items():
+        default = parameters[key].default
+        if not _type_matches(value, default):
+            raise UsageError(
+                f"The {method} option {key!r} must be like its default {default!r} "
+                f"({type(default).__name__}), not {value!r} ({type(value).__name__})."
+            )
+
+
+def data_fingerprint(data: str | Path, category: str) -> str:
+    """A short hash of the category's file list (relative names and sizes): a changed,
+    added or removed image gives another fingerprint, so a run folder is never resumed
+    on other data. Reading sizes, not contents, keeps it instant."""
+    folder = Path(data) / category
+    digest = hashlib.sha256()
+    for parent, folders, files in os.walk(folder):
+        folders.sort()
+        for name in sorted(files):
+            path = Path(parent) / name
+            digest.update(
+                f"{path.relative_to(folder).as_posix()}\t{path.stat().st_size}\n".encode()
+            )
+    return digest.hexdigest()[:16]
+
+
+def run_identity(config: RunConfig) -> dict:
+    """Every setting of a resolved configuration that changes the result, and the data it
+    trains on; an output folder holds one run, identified by this (epochs aside)."""
+    return {
+        "method": config.method,
+        "data": config.data,
+        "data_fingerprint": data_fingerprint(config.data, config.category),
+        "category": config.category,
+        "image_size": config.image_size,
+        "backbone": config.backbone,
+        "method_options": config.method_options,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
+        "profile": config.profile,
+    }
+
+
+def check_out_folder(out: Path, identity: dict, epochs: int, overwrite: bool) -> None:
+    """Refuse to reuse ``out`` for a different run; with ``overwrite``, start afresh in it
+    (the old run's files are replaced once the new run is saved, see
+    :func:`remove_stale_files`; other files stay). The same run with more epochs may
+    continue."""
+    if overwrite:  # the old checkpoint must not be resumed; the rest is replaced at the end
+        (out / "checkpoint" / "last.pt").unlink(missing_ok=True)
+        return
+    report = out / "report.json"
+    if not report.exists():
+        return  # a checkpoint alone is compared by the training loop
+    saved = read_json(report, "run report")
+    old = saved.get("run_identity") or {}
+    differences = identity_differences(old, identity) if old else []
+    if not old:  # a report written before run identities: compare what it records
+        config = saved.get("config", {})
+        differences = [
+            f"{key}: {config.get(key)!r} → {identity[key]!r}"
+            for key in ("method", "category", "image_size", "backbone", "seed")
+            if key in config and config.get(key) != identity[key]
+        ]
+    saved_epochs = saved.get("config", {}).get("epochs")
+    if isinstance(saved_epochs, int) and saved_epochs > epochs:
+        differences.append(f"epochs: {saved_epochs} → {epochs} (fewer)")
+    if differences:
+        raise RunFolderError(
+            f"The output folder {out} holds another run; what differs: "
+            f"{'; '.join(differences)}. Choose another --out, or add --overwrite to replace "
+            "that run's model, report, figures and checkpoint (other files stay)."
+        )
+
+
+def remove_stale_files(out: Path, written: list[Path]) -> None:
+    """After ``fit --overwrite``: remove the old run's own files that the new run did not
+    rewrite (e.g. figures of a run with metrics, when the new one has none)."""
+    kept = {path.resolve() for path in written}
+    for name in OWN_FILES:
+        if (out / name).resolve() not in kept:
+            (out / name).unlink(missing_ok=True)
+
+
+def test_set_problem(test_set) -> str | None:
+    """Why the test set cannot be scored, or ``None``. Decodes every test image and mask,
+    so a corrupt file or a mask of the wrong size is found before training, not after."""
+    try:
+        masks = test_set.masks()
+    except (OSError, ValueError) as error:
+        return f"the test set cannot be read: {error}"
+    labels = np.asarray(test_set.labels)
+    if labels.size == 0:
+        return "the test set is empty"
+    if labels.min() == labels.max():
+        only = "defective" if labels[0] else "good"
+        return (
+            f"the test set holds only {only} images ({labels.size}); image AUROC, pixel "
+            "AUROC and AU-PRO need good and defective images"
+        )
+    if not masks.any():
+        return (
+            "no ground-truth mask of the test set marks a defective pixel; pixel AUROC and "
+            "AU-PRO need masks of the defects"
+        )
+    return None
 
 
 def _synchronize(device: torch.device) -> None:
@@ -137,12 +355,16 @@ def predict_timed(method: Method, dataset) -> tuple[np.ndarray, np.ndarray, floa
     return maps, scores, seconds / max(len(dataset), 1)
 
 
-def flat_report(config: RunConfig, metrics: MetricsReport, method: Method, extra: dict) -> dict:
-    """The report's flat keys (DESIGN.md §8) followed by the full configuration."""
+def flat_report(
+    config: RunConfig, metrics: MetricsReport | None, method: Method, extra: dict
+) -> dict:
+    """The report's flat keys (DESIGN.md §8) followed by the full configuration. Without
+    ``metrics`` (a test set that cannot be scored) the metric keys are ``None``."""
+    values = metrics.to_dict() if metrics is not None else dict.fromkeys(MetricsReport.KEYS)
     report = {
         "method": config.method,
         "category": config.category,
-        **{k: _plain(v) for k, v in metrics.to_dict().items()},
+        **{k: _plain(v) for k, v in values.items()},
         **extra,
         "parameters": method.parameter_count(),
         "profile": config.profile,
@@ -164,12 +386,36 @@ def _plain(value):
 
 
 def evaluate_method(
-    method: Method, test_set, config: RunConfig, device: torch.device, history=None
+    method: Method,
+    test_set,
+    config: RunConfig,
+    device: torch.device,
+    history=None,
+    val_set=None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
 ) -> tuple[dict, MetricsReport, np.ndarray]:
-    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps)."""
+    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps).
+
+    With ``val_set`` (good validation images) the label-free threshold rules are added to
+    the oracles (:mod:`stad_utils.thresholds`); ``threshold_rule`` names the one behind
+    the headline ``threshold``, ``dice`` and false counts. Every rule is recorded in
+    ``report["thresholds"]`` with its source."""
     masks = test_set.masks()  # also decodes and caches the test images before timing
     maps, scores, seconds_per_image = predict_timed(method, test_set)
-    metrics = evaluate(maps, masks, test_set.labels, scores)
+    val_maps = val_scores = None
+    if val_set is not None and len(val_set) > 0:
+        val_maps, val_scores = method.predict(val_set)
+    metrics = evaluate(
+        maps,
+        masks,
+        test_set.labels,
+        scores,
+        validation_maps=val_maps,
+        validation_scores=val_scores,
+        threshold_rule=threshold_rule,
+        false_alarm_rate=false_alarm_rate,
+    )
     extra = {
         "train_seconds": history.seconds if history else None,
         "train_images_per_second": history.images_per_second if history else None,
@@ -177,55 +423,104 @@ def evaluate_method(
         "device": device.type,
     }
     report = flat_report(config, metrics, method, extra)
+    report["threshold_rule"] = metrics.threshold_rule
+    report["thresholds"] = {
+        name: {key: _plain(value) for key, value in rule.items()}
+        for name, rule in metrics.thresholds.items()
+    }
     if history is not None:
         report["history"] = history.to_dict()
     return report, metrics, maps
 
 
-def run(config: RunConfig) -> dict:
-    """Train, evaluate and (if ``config.out``) save one method on one category."""
+def run(
+    config: RunConfig,
+    overwrite: bool = False,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+) -> dict:
+    """Train, evaluate and (if ``config.out``) save one method on one category.
+
+    Everything is checked before training: the settings, the method options, the output
+    folder (it holds this run or nothing; ``overwrite`` replaces another run's files) and
+    the whole test set. A test set that cannot be scored still gives a trained, saved
+    model and a report whose metrics are ``None``, with ``metrics_missing_reason``."""
     config = config.resolved()
+    config.validate()
     device = pick_device(config.device)
     train_set, val_set, test_set = load_splits(
         config.data, config.category, config.image_size, config.seed
     )
+    identity = run_identity(config)
+    if config.out:
+        check_out_folder(Path(config.out), identity, config.epochs, overwrite)
+    problem = test_set_problem(test_set)
+    if problem:
+        print(
+            f"warning: {problem}. The model is trained and saved; its report has no metrics.",
+            file=sys.stderr,
+        )
     method = config.build_method()
-    history = method.fit(train_set, val_set, config.train_config(device))
-    report, metrics, maps = evaluate_method(method, test_set, config, device, history)
+    train_config = replace(
+        config.train_config(device),
+        identity={k: identity[k] for k in ("data", "data_fingerprint", "category", "image_size")},
+    )
+    history = method.fit(train_set, val_set, train_config)
+    if problem:
+        extra = {
+            "train_seconds": history.seconds,
+            "train_images_per_second": history.images_per_second,
+            "predict_seconds_per_image": None,
+            "device": device.type,
+        }
+        report = flat_report(config, None, method, extra)
+        report["metrics_missing_reason"] = problem
+        report["history"] = history.to_dict()
+        metrics = maps = None
+    else:
+        report, metrics, maps = evaluate_method(
+            method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
+        )
+    report["resumed_from_epoch"] = history.resumed_from_epoch
+    report["run_identity"] = identity
     if config.out:
         out = Path(config.out)
-        out.mkdir(parents=True, exist_ok=True)
-        method.save(out / "model.pt")
-        (out / "report.json").write_text(json.dumps(report, indent=2))
+        written = [method.save(out / "model.pt"), out / "checkpoint" / "last.pt"]
         if config.figures:
-            save_figures(out / "figures", method, history, test_set, maps, metrics)
+            written += save_figures(out / "figures", method, history, test_set, maps, metrics)
+        written.append(write_json(out / "report.json", report))  # last: the run is complete
+        if overwrite:
+            remove_stale_files(out, written)
     return report
 
 
+#: the columns of :func:`comparison_table`: the oracle's threshold-dependent numbers
+#: (thesis eq. 5.6, reads the test labels) beside the label-free rule's
 COMPARISON_COLUMNS = (
-    ("image_auroc", "image AUROC", "{:.3f}"),
-    ("pixel_auroc", "pixel AUROC", "{:.3f}"),
-    ("au_pro", "AU-PRO", "{:.3f}"),
-    ("dice", "Dice", "{:.3f}"),
-    ("false_goods", "false goods", "{:.3g}"),
-    ("false_bads", "false bads", "{:.3g}"),
-    ("train_seconds", "training s", "{:.1f}"),
-    ("parameters", "parameters", "{:,}"),
+    *metric_columns("image_auroc", "pixel_auroc", "au_pro"),
+    replace(METRIC_COLUMNS["dice"], title="Dice (oracle t)"),
+    replace(METRIC_COLUMNS["false_goods"], title="false goods (oracle)"),
+    replace(METRIC_COLUMNS["false_bads"], title="false bads (oracle)"),
+    *metric_columns("label_free_dice", "label_free_false_goods", "label_free_false_bads"),
+    *metric_columns("train_seconds", "parameters"),
 )
 
 
+def label_free_numbers(report: dict, rule: str = "validation_quantile") -> dict:
+    """``label_free_dice``, ``label_free_false_goods``, ``label_free_false_bads`` of a
+    report: the numbers at the threshold fitted on good validation images only (``None``
+    when the report has no such rule, e.g. a run without validation images)."""
+    found = (report.get("thresholds") or {}).get(rule) or {}
+    return {f"label_free_{key}": found.get(key) for key in ("dice", "false_goods", "false_bads")}
+
+
 def comparison_table(reports: dict[str, dict]) -> str:
-    """A Markdown table comparing runs (one row per name) on the same data and seed."""
-    header = "| method | " + " | ".join(title for _, title, _ in COMPARISON_COLUMNS) + " |\n"
-    header += "|---|" + "---:|" * len(COMPARISON_COLUMNS) + "\n"
-    rows = ""
-    for name, report in reports.items():
-        cells = [
-            "–" if report.get(key) is None else fmt.format(report[key])
-            for key, _, fmt in COMPARISON_COLUMNS
-        ]
-        rows += f"| {name} | " + " | ".join(cells) + " |\n"
-    return header + rows
+    """A Markdown table comparing runs (one row per name) on the same data and seed, with
+    the oracle threshold's Dice and false counts beside the label-free threshold's."""
+    rows = [
+        {"method": name, **report, **label_free_numbers(report)} for name, report in reports.items()
+    ]
+    return markdown_table(rows, [Column("method", align="left"), *COMPARISON_COLUMNS])
 
 
 def evaluate_run(
@@ -233,24 +528,38 @@ def evaluate_run(
     data: str | None = None,
     category: str | None = None,
     device: str | None = None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
 ) -> dict:
-    """Re-evaluate a saved run (optionally on another dataset folder or category)."""
+    """Re-evaluate a saved run (optionally on another dataset folder or category), with
+    the label-free thresholds fitted on that category's good validation images."""
     run_dir = Path(run_dir)
-    saved = json.loads((run_dir / "report.json").read_text())
+    for name in ("report.json", "model.pt"):
+        if not (run_dir / name).is_file():
+            raise StadError(
+                f"{run_dir} has no {name}: give --run the output folder of a finished "
+                "`fit` (its --out)."
+            )
+    saved = read_json(run_dir / "report.json", "run report")
     config = RunConfig(**saved["config"])
-    config.data = data or config.data
+    config.data = os.path.abspath(data) if data else config.data
     config.category = category or config.category
     device_ = pick_device(device)
     method = Method.load(run_dir / "model.pt", device=device_)
-    _, _, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
-    report, _, _ = evaluate_method(method, test_set, config, device_)
-    report["train_seconds"] = saved["train_seconds"]
-    report["train_images_per_second"] = saved["train_images_per_second"]
+    _, val_set, test_set = load_splits(config.data, config.category, config.image_size, config.seed)
+    report, _, _ = evaluate_method(
+        method, test_set, config, device_, None, val_set, threshold_rule, false_alarm_rate
+    )
+    report["train_seconds"] = saved.get("train_seconds")
+    report["train_images_per_second"] = saved.get("train_images_per_second")
     return report
 
 
-def save_figures(folder: Path, method, history, test_set, maps, metrics: MetricsReport) -> None:
-    """The run's figures as PNG files (the same functions the chapters use)."""
+def save_figures(
+    folder: Path, method, history, test_set, maps, metrics: MetricsReport | None
+) -> list[Path]:
+    """The run's figures as PNG files (the same functions the chapters use), each written
+    atomically. Without ``metrics`` (a test set that cannot be scored) only the loss."""
     from .viz.style import pyplot_for_files
 
     plt = pyplot_for_files()
@@ -259,6 +568,8 @@ def save_figures(folder: Path, method, history, test_set, maps, metrics: Metrics
     from .viz.training import plot_loss_curve, plot_score_histogram
 
     folder.mkdir(parents=True, exist_ok=True)
+    if metrics is None:
+        return [_save_figure(plt, plot_loss_curve(history), folder / "loss.png")]
     labels = np.asarray(test_set.labels)
     examples = _examples(test_set.defect_types)
     figures = {
@@ -273,9 +584,15 @@ def save_figures(folder: Path, method, history, test_set, maps, metrics: Metrics
             threshold=metrics.threshold,
         ),
     }
-    for name, figure in figures.items():
-        figure.savefig(folder / name, bbox_inches="tight")
-        plt.close(figure)
+    return [_save_figure(plt, figure, folder / name) for name, figure in figures.items()]
+
+
+def _save_figure(plt, figure, path: Path) -> Path:
+    write_atomically(
+        path, lambda temporary: figure.savefig(temporary, format="png", bbox_inches="tight")
+    )
+    plt.close(figure)
+    return path
 
 
 def _examples(defect_types: list[str]) -> list[int]:

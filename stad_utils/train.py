@@ -19,7 +19,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .config import progress_bar, seed_everything
-from .files import write_atomically
+from .errors import RunFolderError
+from .files import load_torch, write_atomically
 
 
 class DivergenceError(RuntimeError):
@@ -45,6 +46,9 @@ class TrainConfig:
     channels_last: bool = True  # about 1.5× faster on CPU (DESIGN.md §2)
     progress: bool = True
     stop_after_epochs: int | None = None  # for tests: simulate an interruption
+    # What else defines the run and must match to resume it (the runner's data folder and
+    # fingerprint, category, image size); plain values only, they go into the checkpoint.
+    identity: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -54,8 +58,10 @@ class TrainHistory:
     loss: list[float] = field(default_factory=list)
     validation_score: list[float] = field(default_factory=list)
     best_epoch: int | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time of all sessions (a resumed run adds to it)
     images_seen: int = 0
+    resumed_from_epoch: int | None = None  # epochs already done when this session began
+    session_seconds: float = 0.0  # training time of this session alone
 
     @property
     def images_per_second(self) -> float:
@@ -87,16 +93,38 @@ def _make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _run_identity(method, config: TrainConfig) -> dict:
-    """What must match for a checkpoint to be resumed: the model and the settings that
-    shape training (not the number of epochs, which a resumed run may extend)."""
+    """What must match for a checkpoint to be resumed: the model, its options (backbone,
+    ensemble size, ...), the settings that shape training and what the caller adds in
+    ``config.identity`` (the data, category and image size). Not the number of epochs,
+    which a resumed run may extend."""
     return {
         "model": type(method).__name__,
         "options": getattr(method, "options", {}),
         **{
             k: getattr(config, k)
-            for k in ("batch_size", "lr", "momentum", "weight_decay", "optimizer", "seed")
+            for k in ("batch_size", "lr", "momentum", "weight_decay", "optimizer", "seed", "amp")
         },
+        **config.identity,
     }
+
+
+def identity_differences(old: dict | None, new: dict) -> list[str]:
+    """Human-readable ``key: old → new`` for every setting that differs."""
+    old = old or {}
+    return [
+        f"{key}: {old.get(key)!r} → {new.get(key)!r}"
+        for key in sorted(set(old) | set(new), key=str)
+        if _plain(old.get(key)) != _plain(new.get(key))
+    ]
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a checkpoint may hold either)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _batch_loss(method, batch: dict, device: torch.device, config: TrainConfig):
@@ -188,12 +216,20 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
     if checkpoint is not None and config.resume and checkpoint.exists():
         # On the CPU first: the random-generator states must stay CPU tensors;
         # load_state_dict copies the weights to the model's device.
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("identity") != identity:
-            raise ValueError(
-                f"The checkpoint {checkpoint} belongs to a different run "
-                f"({state.get('identity')}), not to this one ({identity}). Delete it, or "
-                "write this run to another output folder."
+        state = load_torch(checkpoint, map_location="cpu", what="checkpoint")
+        differences = identity_differences(state.get("identity"), identity)
+        if differences:
+            raise RunFolderError(
+                f"The checkpoint {checkpoint} belongs to a different run; what differs: "
+                f"{'; '.join(differences)}. Write this run to another output folder, or "
+                "replace the old one (fit --overwrite, or delete the checkpoint)."
+            )
+        if state["epoch"] + 1 > config.epochs:
+            raise RunFolderError(
+                f"The checkpoint {checkpoint} has already trained {state['epoch'] + 1} "
+                f"epochs, more than the {config.epochs} asked for. Ask for at least "
+                f"{state['epoch'] + 1} epochs to continue it, or replace it (fit --overwrite, "
+                "or another output folder)."
             )
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
@@ -203,6 +239,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
         history = TrainHistory(**state["history"])
         best_state, best_score = state["best_state"], state["best_score"]
         start_epoch = state["epoch"] + 1
+        history.resumed_from_epoch, history.session_seconds = start_epoch, 0.0
         print(f"Resuming from {checkpoint} after epoch {start_epoch}.")
 
     bar = progress_bar(
@@ -226,7 +263,9 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
             epoch_loss += loss.item()
             batches += 1
             history.images_seen += count
-        history.seconds += time.perf_counter() - started
+        epoch_seconds = time.perf_counter() - started
+        history.seconds += epoch_seconds
+        history.session_seconds += epoch_seconds
         history.loss.append(epoch_loss / max(batches, 1))
         postfix = {"loss": f"{history.loss[-1]:.4f}"}
         if val_loader is not None and config.select_on_validation:

@@ -236,6 +236,44 @@ def test_unknown_names_are_rejected_with_the_alternatives():
         build_backbone("resnet18", pretrained=False, layers=("conv5",))
 
 
+@pytest.mark.parametrize("name", available_backbones())
+def test_stage_modules_are_the_forward_pass_stage_by_stage(name):
+    net = build_backbone(name, pretrained=False, layers=("layer1", "layer2")).eval()
+    stages = net.stage_modules()
+    assert list(stages) == ["stem", "layer1", "layer2"]
+    assert sum(count_parameters(m) for parts in stages.values() for m in parts) == (
+        count_parameters(net)
+    )
+    images = torch.rand(1, 3, 32, 32)
+    x, by_hand = (images - net.mean) / net.std, {}
+    with torch.no_grad():
+        for stage, parts in stages.items():
+            for module in parts:
+                x = module(x)
+            by_hand[stage] = x
+        features = net(images)
+    assert all(torch.equal(features[k], by_hand[k]) for k in features)
+
+
+def test_public_spec_strides_and_stages():
+    assert bb.backbone_spec("resnet18") is bb.BACKBONES["resnet18"]
+    with pytest.raises(ValueError, match="Unknown backbone 'vgg16': use one of efficientnet_lite0"):
+        bb.backbone_spec("vgg16")
+    assert bb.LAYER_STRIDES == {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+    assert bb.resnet_stages() == bb.BACKBONES["resnet18"].stages
+    assert list(bb.resnet_stages()) == ["stem", *LAYER_NAMES]
+
+
+def test_seeded_initialization_repeats_and_leaves_the_global_generator_alone():
+    rng_before = torch.random.get_rng_state()
+    with bb.seeded_initialization(3):
+        first = torch.rand(4)
+    with bb.seeded_initialization(3):
+        again = torch.rand(4)
+    assert torch.equal(first, again)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+
+
 def test_normalization_lives_in_the_extractor(lite0_teacher):
     spec = bb.BACKBONES["efficientnet_lite0"]
     assert lite0_teacher.mean.flatten().tolist() == pytest.approx(spec.mean)

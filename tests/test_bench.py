@@ -394,6 +394,8 @@ def test_bench_command_line_refuses_a_malformed_shard(capsys):
 def test_bench_command_runs_resumes_merges_and_fails_with_status_1(tmp_path, capsys, monkeypatch):
     fake = FakeRun(fail=(("fvv", "beta"),))
     monkeypatch.setattr("stad_utils.runner.run", fake)
+    for category in ("alpha", "beta"):  # the command checks that the categories exist
+        (tmp_path / category / "train" / "good").mkdir(parents=True)
     out = tmp_path / "bench"
     argv = ["bench", "--out", str(out), "--methods", "fvv,stfpm", "--categories", "alpha,beta"]
     argv += ["--profile", "quick", "--data", str(tmp_path), "--no-figures"]
@@ -467,3 +469,21 @@ def test_a_shard_without_explicit_categories_is_warned_about(tmp_path):
     lines = []
     bench.run_sweep(sweep, shard="1/2", run_fn=FakeRun(), log=lines.append)
     assert "same --categories" in lines[0]
+
+
+def test_a_resumed_run_records_it_and_its_wall_time_covers_earlier_training(tmp_path):
+    class ResumedRun(FakeRun):
+        def __call__(self, config):
+            report = super().__call__(config)
+            # 30.5 s of training in an earlier session, next to none in this one
+            report["train_seconds"] = 30.5
+            report["history"] = {"seconds": 30.5, "session_seconds": 0.0, "resumed_from_epoch": 3}
+            return report
+
+    sweep = make_sweep(tmp_path, methods=("stfpm",), categories=("brick",), seeds=(1,))
+    bench.run_sweep(sweep, run_fn=ResumedRun(), log=quiet)
+    record = json.loads((tmp_path / "runs" / "stfpm__brick__seed1.json").read_text())
+    assert record["resumed_from_epoch"] == 3
+    assert record["session_wall_seconds"] < 1
+    assert record["wall_seconds"] == pytest.approx(30.5 + record["session_wall_seconds"])
+    assert record["wall_seconds"] >= record["train_seconds"]

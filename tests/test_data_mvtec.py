@@ -77,7 +77,7 @@ def test_grayscale_category_becomes_three_identical_channels(mvtec_root):
 
 
 def test_masks_are_binarized_to_zero_and_one(mvtec_root):
-    # an anti-aliased edge: 200 counts as defect, 100 does not
+    # an anti-aliased edge: any nonzero pixel is defect, 200 as well as 100 (issue 18)
     mask = fixture_mask(0)
     mask[0, 0], mask[0, 1] = 200, 100
     write_png(mvtec_root / "alpha/ground_truth/broken/000_mask.png", mask)
@@ -85,7 +85,8 @@ def test_masks_are_binarized_to_zero_and_one(mvtec_root):
     index = next(i for i, (p, _, _) in enumerate(ds.items) if p.parent.name == "broken")
     loaded = ds[index]["mask"][0]
     assert set(loaded.unique().tolist()) == {0.0, 1.0}
-    assert torch.equal(loaded, torch.from_numpy(mask > 127).float())
+    assert torch.equal(loaded, torch.from_numpy(mask > 0).float())
+    assert loaded[0, 0] == 1 and loaded[0, 1] == 1 and loaded[0, 2] == 0
 
 
 def test_good_and_train_images_have_all_zero_masks(mvtec_root):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
+import shutil
 import socket
 import tarfile
 import threading
@@ -16,10 +18,15 @@ import pytest
 from conftest import write_png
 
 from stad_utils.data.download import (
+    CATEGORY_ARCHIVE_BASE,
+    CATEGORY_ARCHIVE_IDS,
+    CATEGORY_MANIFEST,
+    MVTEC_CATEGORIES,
     ChecksumError,
     DownloadError,
     Source,
     UnsafeArchiveError,
+    category_source,
     download_file,
     download_mvtec,
     extract,
@@ -73,7 +80,8 @@ def _sha(data: bytes) -> str:
 
 # -- the loopback server ------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
-    """Serves ``server.payload`` at ``/<ARCHIVE_NAME>``, with ``Range: bytes=N-`` support.
+    """Serves ``server.files`` (path -> bytes; ``server.payload`` at ``/<ARCHIVE_NAME>``),
+    with ``Range: bytes=N-`` support; other paths get 404.
 
     Knobs on the server: ``cut_after`` (send only that many body bytes on the first
     request, then close), ``ignore_range`` (always answer 200 with the whole file).
@@ -84,11 +92,12 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         requested = self.headers.get("Range")
         server.ranges.append(requested)
-        if self.path != f"/{ARCHIVE_NAME}":
+        server.paths.append(self.path)
+        if self.path not in server.files:
             server.statuses.append(404)
             self.send_error(404)
             return
-        data, start, status = server.payload, 0, 200
+        data, start, status = server.files[self.path], 0, 200
         if requested and not server.ignore_range:
             start = int(re.fullmatch(r"bytes=(\d+)-", requested).group(1))
             if start >= len(data):
@@ -118,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 def server(payload):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.payload = payload
+    httpd.files = {f"/{ARCHIVE_NAME}": payload}
+    httpd.paths = []  # the path of every request, in order
     httpd.ranges, httpd.statuses = [], []
     httpd.cut_after, httpd.ignore_range = None, False
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/{ARCHIVE_NAME}"
@@ -306,7 +317,8 @@ def test_path_escaping_members_are_refused(tmp_path, name, kind, linkname, categ
 def test_download_mvtec_end_to_end(server, tmp_path, payload):
     root = tmp_path / "data"
     source = Source(url=server.url, sha256=_sha(payload), filename=ARCHIVE_NAME)
-    assert download_mvtec(root, "bottle", source=source, progress=False) == root
+    kwargs = dict(source=source, progress=False, category_base=None)  # the full archive only
+    assert download_mvtec(root, "bottle", **kwargs) == root
     ds = MVTecAD(root, "bottle", "test", image_size=None)
     assert dict(ds.counts()) == {"crack": 1, "good": 1}
     assert ds.labels == [1, 0]
@@ -315,8 +327,8 @@ def test_download_mvtec_end_to_end(server, tmp_path, payload):
     assert (root / ARCHIVE_NAME).read_bytes() == payload
 
     # already there: no request; another category: extracted from the kept archive
-    download_mvtec(root, "bottle", source=source, progress=False)
-    download_mvtec(root, "carpet", source=source, progress=False)
+    download_mvtec(root, "bottle", **kwargs)
+    download_mvtec(root, "carpet", **kwargs)
     assert len(server.ranges) == 1
     assert len(MVTecAD(root, "carpet", "train", val_fraction=0.0)) == 3
 
@@ -324,7 +336,9 @@ def test_download_mvtec_end_to_end(server, tmp_path, payload):
 def test_download_mvtec_can_drop_the_archive(server, tmp_path, payload):
     root = tmp_path / "data"
     source = Source(url=server.url, sha256=_sha(payload), filename=ARCHIVE_NAME)
-    download_mvtec(root, "carpet", source=source, progress=False, keep_archive=False)
+    download_mvtec(
+        root, "carpet", source=source, progress=False, keep_archive=False, category_base=None
+    )
     assert sorted(p.name for p in root.iterdir()) == ["carpet"]
 
 
@@ -334,3 +348,243 @@ def test_download_mvtec_unknown_category(server, tmp_path, payload):
         download_mvtec(tmp_path, "cat", source=source, progress=False)
     assert "carpet" in str(info.value)
     assert server.ranges == []
+
+
+# -- a hand-placed archive is never deleted; messages tell the truth (issue 18) ----------
+def test_a_mismatching_hand_placed_archive_is_moved_aside(server, tmp_path, payload, capsys):
+    target = tmp_path / ARCHIVE_NAME
+    target.write_bytes(b"hand-downloaded, but another version")
+    own_sha = _sha(b"hand-downloaded, but another version")
+    download_file(server.url, target, _sha(payload), progress=False, timeout=TIMEOUT)
+    aside = tmp_path / f"{ARCHIVE_NAME}.mismatch-{own_sha[:8]}"
+    assert aside.read_bytes() == b"hand-downloaded, but another version"
+    assert target.read_bytes() == payload
+    message = capsys.readouterr().err
+    assert str(aside) in message and "not deleted" in message and own_sha in message
+
+
+def test_moving_aside_never_overwrites_an_earlier_copy(server, tmp_path, payload):
+    target = tmp_path / ARCHIVE_NAME
+    stale = b"stale"
+    aside = tmp_path / f"{ARCHIVE_NAME}.mismatch-{_sha(stale)[:8]}"
+    aside.write_bytes(b"an earlier copy")
+    target.write_bytes(stale)
+    download_file(server.url, target, _sha(payload), progress=False, timeout=TIMEOUT)
+    assert aside.read_bytes() == b"an earlier copy"
+    assert aside.with_name(aside.name + "-2").read_bytes() == stale
+
+
+def test_unreachable_without_a_partial_file_does_not_claim_one(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/{ARCHIVE_NAME}"
+    with pytest.raises(DownloadError, match="Nothing was downloaded yet") as info:
+        download_file(url, tmp_path / ARCHIVE_NAME, None, progress=False, timeout=TIMEOUT)
+    assert ".part" not in str(info.value)
+    assert not (tmp_path / (ARCHIVE_NAME + ".part")).exists()
+
+
+def test_unreachable_with_a_partial_file_says_how_much_is_kept(tmp_path):
+    partial = tmp_path / (ARCHIVE_NAME + ".part")
+    partial.write_bytes(b"x" * 123)
+    url = f"http://127.0.0.1:{_closed_port()}/{ARCHIVE_NAME}"
+    with pytest.raises(DownloadError, match="123 bytes downloaded so far") as info:
+        download_file(url, tmp_path / ARCHIVE_NAME, None, progress=False, timeout=TIMEOUT)
+    assert str(partial) in str(info.value)
+    assert partial.read_bytes() == b"x" * 123
+
+
+# -- one category from its own archive (issue 16) -----------------------------------------
+def _category_tar(source_tree: Path, *names: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        for name in names:
+            tar.add(source_tree / name, arcname=name)
+    return buffer.getvalue()
+
+
+def _category_path(category: str) -> str:
+    return f"/{CATEGORY_ARCHIVE_IDS[category]}/{category}.tar.xz"
+
+
+@pytest.fixture
+def category_server(server, source_tree):
+    """The loopback server also holding bottle's own archive at MVTec's path layout."""
+    server.bottle = _category_tar(source_tree, "bottle")
+    server.files[_category_path("bottle")] = server.bottle
+    server.base = server.url.replace(ARCHIVE_NAME, "")
+    return server
+
+
+def _get_bottle(server, root: Path, **kwargs) -> Path:
+    source = Source(url=server.url, sha256=_sha(server.payload), filename=ARCHIVE_NAME)
+    return download_mvtec(
+        root, "bottle", source=source, progress=False, category_base=server.base, **kwargs
+    )
+
+
+def _manifest(root: Path) -> dict:
+    return json.loads((root / CATEGORY_MANIFEST).read_text())
+
+
+def test_category_urls_come_from_one_table():
+    assert set(CATEGORY_ARCHIVE_IDS) == set(MVTEC_CATEGORIES)
+    carpet = category_source("carpet")
+    assert carpet.url == CATEGORY_ARCHIVE_BASE + "420937484-1629951672/carpet.tar.xz"
+    assert carpet.sha256 is None and carpet.filename == "carpet.tar.xz"
+
+
+def test_a_good_category_archive_is_used_and_recorded(category_server, tmp_path, source_tree):
+    root = tmp_path / "data"
+    assert _get_bottle(category_server, root) == root
+    assert category_server.paths == [_category_path("bottle")]  # not the full archive
+    assert _tree_files(root / "bottle") == _tree_files(source_tree / "bottle")
+    assert sorted(p.name for p in root.iterdir()) == ["bottle", "bottle.tar.xz", CATEGORY_MANIFEST]
+    bottle = category_server.bottle
+    assert _manifest(root)["bottle"] == {
+        "url": category_server.base + _category_path("bottle")[1:],
+        "size": len(bottle),
+        "sha256": _sha(bottle),
+    }
+    assert dict(MVTecAD(root, "bottle", "test", image_size=None).counts()) == {
+        "crack": 1,
+        "good": 1,
+    }
+    _get_bottle(category_server, root)  # complete: no request
+    assert len(category_server.paths) == 1
+
+
+def test_a_resumed_category_download(category_server, tmp_path, source_tree):
+    cut = len(category_server.bottle) // 2
+    category_server.cut_after = cut
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError, match="interrupted"):
+        _get_bottle(category_server, root)
+    assert (root / "bottle.tar.xz.part").stat().st_size == cut
+    assert not (root / "bottle").exists()
+    _get_bottle(category_server, root)
+    assert category_server.paths == [_category_path("bottle")] * 2
+    assert category_server.ranges == [None, f"bytes={cut}-"]
+    assert category_server.statuses == [200, 206]
+    assert _tree_files(root / "bottle") == _tree_files(source_tree / "bottle")
+    assert _manifest(root)["bottle"]["sha256"] == _sha(category_server.bottle)
+
+
+def _assert_fell_back(server, root, source_tree, capsys, reason: str) -> str:
+    _get_bottle(server, root)
+    assert server.paths == [_category_path("bottle"), f"/{ARCHIVE_NAME}"]
+    assert _tree_files(root / "bottle") == _tree_files(source_tree / "bottle")
+    assert not (root / "carpet").exists()
+    message = capsys.readouterr().err
+    assert "Falling back to the full MVTec AD archive" in message
+    assert re.search(reason, message), message
+    return message
+
+
+def test_an_http_error_falls_back_to_the_full_archive(
+    category_server, tmp_path, source_tree, capsys
+):
+    del category_server.files[_category_path("bottle")]
+    root = tmp_path / "data"
+    _assert_fell_back(category_server, root, source_tree, capsys, "HTTP 404")
+    assert not (root / CATEGORY_MANIFEST).exists()
+
+
+def test_a_truncated_category_archive_falls_back(category_server, tmp_path, source_tree, capsys):
+    truncated = category_server.bottle[: len(category_server.bottle) * 2 // 3]
+    category_server.files[_category_path("bottle")] = truncated  # served whole, but cut
+    root = tmp_path / "data"
+    _assert_fell_back(category_server, root, source_tree, capsys, "not a readable tar")
+    assert not (root / "bottle.tar.xz").exists()  # our own bad download is not kept
+    assert not (root / CATEGORY_MANIFEST).exists()
+
+
+def test_an_archive_of_another_category_falls_back(category_server, tmp_path, source_tree, capsys):
+    category_server.files[_category_path("bottle")] = _category_tar(source_tree, "carpet")
+    root = tmp_path / "data"
+    message = _assert_fell_back(
+        category_server, root, source_tree, capsys, r"does not hold exactly the 'bottle'"
+    )
+    assert "outside bottle/" in message and "no files under bottle/train/good/" in message
+    assert not (root / CATEGORY_MANIFEST).exists()
+
+
+def test_an_archive_with_extra_content_falls_back(category_server, tmp_path, source_tree, capsys):
+    category_server.files[_category_path("bottle")] = _category_tar(source_tree, "bottle", "carpet")
+    _assert_fell_back(category_server, tmp_path / "data", source_tree, capsys, "outside bottle/")
+
+
+def test_a_category_archive_with_a_link_is_refused(category_server, tmp_path, source_tree, capsys):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        tar.add(source_tree / "bottle", arcname="bottle")
+        link = tarfile.TarInfo("bottle/train/good/link.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "000.png"
+        tar.addfile(link)
+    category_server.files[_category_path("bottle")] = buffer.getvalue()
+    root = tmp_path / "data"
+    _assert_fell_back(category_server, root, source_tree, capsys, "is a link")
+    assert not (root / "bottle/train/good/link.png").exists()
+
+
+def test_a_later_use_is_checked_against_the_record(category_server, tmp_path, source_tree, capsys):
+    root = tmp_path / "data"
+    _get_bottle(category_server, root)
+    recorded = _manifest(root)["bottle"]
+    shutil.rmtree(root / "bottle")
+    # a different (but well-formed) bottle archive now sits where the first one was
+    other = _category_tar(source_tree, "bottle") + b"\0" * 10240
+    (root / "bottle.tar.xz").write_bytes(other)
+    category_server.files[_category_path("bottle")] = other  # and the server changed too
+    category_server.paths.clear()
+    _get_bottle(category_server, root)
+    message = capsys.readouterr().err
+    aside = root / f"bottle.tar.xz.mismatch-{_sha(other)[:8]}"
+    assert aside.read_bytes() == other  # the hand-placed file is kept
+    assert str(aside) in message
+    assert "Checksum mismatch" in message and "Falling back" in message
+    assert category_server.paths == [_category_path("bottle"), f"/{ARCHIVE_NAME}"]
+    assert _manifest(root)["bottle"] == recorded  # the record is not rewritten
+    assert _tree_files(root / "bottle") == _tree_files(source_tree / "bottle")
+
+
+def test_a_bad_hand_placed_category_archive_is_moved_aside(category_server, tmp_path, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "bottle.tar.xz").write_bytes(b"an HTML page saved by a browser")
+    _get_bottle(category_server, root)
+    aside = root / f"bottle.tar.xz.invalid-{_sha(b'an HTML page saved by a browser')[:8]}"
+    assert aside.read_bytes() == b"an HTML page saved by a browser"
+    assert str(aside) in capsys.readouterr().err
+
+
+def test_a_full_archive_already_on_disk_is_used_without_requests(category_server, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / ARCHIVE_NAME).write_bytes(category_server.payload)
+    _get_bottle(category_server, root)
+    assert category_server.paths == []
+    assert (root / "bottle/train/good").is_dir()
+
+
+def test_a_category_archive_escaping_its_folder_falls_back(
+    category_server, tmp_path, source_tree, capsys
+):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        tar.add(source_tree / "bottle", arcname="bottle")
+        evil = tarfile.TarInfo("bottle/../../evil.txt")
+        evil.size = 4
+        tar.addfile(evil, io.BytesIO(b"evil"))
+    category_server.files[_category_path("bottle")] = buffer.getvalue()
+    root = tmp_path / "data"
+    _assert_fell_back(category_server, root, source_tree, capsys, "would be written outside")
+    assert not (tmp_path / "evil.txt").exists() and not (root / "evil.txt").exists()
+
+
+def test_an_unreadable_archive_record_is_reported(category_server, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / CATEGORY_MANIFEST).write_text("{broken")
+    with pytest.raises(DownloadError, match="is unreadable") as info:
+        _get_bottle(category_server, root)
+    assert str(root / CATEGORY_MANIFEST) in str(info.value) and "move it away" in str(info.value)
+    assert (root / CATEGORY_MANIFEST).read_text() == "{broken"

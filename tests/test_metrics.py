@@ -403,6 +403,19 @@ def test_error_labels_disagree_with_masks():
         M.evaluate(maps, masks, [1, 2])
 
 
+def test_public_validators_convert_and_explain():
+    y = M.as_labels(torch.tensor([1, 0, 1]), 3)
+    assert y.dtype == np.int64 and y.tolist() == [1, 0, 1]
+    s = M.as_scores([1, 2.5], 2)
+    assert s.dtype == np.float64 and s.tolist() == [1.0, 2.5]
+    with pytest.raises(ValueError, match="labels has 2 entries but there are 3 images"):
+        M.as_labels([0, 1], 3)
+    with pytest.raises(ValueError, match="must be a sequence with one label per image"):
+        M.as_labels(1)
+    with pytest.raises(ValueError, match="val_scores contains 1 NaN and 0 infinite"):
+        M.as_scores([0.1, np.nan], name="val_scores")
+
+
 def test_chunked_curve_assembly_matches_brute_force(monkeypatch):
     monkeypatch.setattr(M, "_CHUNK", 3)  # many chunks on a small input
     rng = np.random.default_rng(5)

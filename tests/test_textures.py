@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -55,7 +56,13 @@ def test_layout_and_counts(generated):
         for sub, count in SPEC.expected_counts().items():
             assert len(list((generated / category / sub).glob("*.png"))) == count, sub
     manifest = json.loads((generated / "manifest.json").read_text())
-    assert manifest == {"spec": asdict(SPEC), "categories": list(CATEGORIES)}
+    assert manifest["spec"] == asdict(SPEC) and manifest["categories"] == list(CATEGORIES)
+    assert manifest["generator"] == "stad_utils.data.textures"
+    # the manifest lists exactly the files written, with their SHA-256
+    written = {str(p.relative_to(generated)) for p in generated.rglob("*.png")}
+    assert set(manifest["files"]) == written
+    some = "grass/ground_truth/crack/001_mask.png"
+    assert manifest["files"][some] == hashlib.sha256((generated / some).read_bytes()).hexdigest()
 
 
 def test_expected_counts():
@@ -259,3 +266,135 @@ def test_photograph_and_unknown_category():
     assert 0 <= photo.min() and photo.max() <= 1
     with pytest.raises(ValueError, match="Unknown texture 'wood'"):
         textures.photograph("wood")
+
+
+# -- never delete or overwrite what the generator did not write (issue 18) ---------------
+def _listing(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for folders)."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_a_folder_holding_a_foreign_dataset_is_refused_and_untouched(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "screws/train/good").mkdir(parents=True)
+    (folder / "screws/train/good/img_001.png").write_bytes(b"my precious image")
+    (folder / "notes.txt").write_text("labelled by hand, 3 weeks of work\n")
+    before = _listing(folder)
+    with pytest.raises(textures.TexturesFolderError, match="not empty") as info:
+        ensure_textures(folder, spec=SPEC)
+    message = str(info.value)
+    assert str(folder) in message and "nothing was changed" in message
+    assert "notes.txt" in message and "--root" in message
+    assert _listing(folder) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no staging left
+
+
+def test_a_foreign_manifest_is_not_taken_for_ours(tmp_path):
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"name": "someone else's dataset"}))
+    (folder / "brick").mkdir()
+    before = _listing(folder)
+    with pytest.raises(textures.TexturesFolderError, match="no textures manifest of ours"):
+        ensure_textures(folder, spec=SPEC)
+    assert _listing(folder) == before
+
+
+def test_an_empty_folder_is_filled(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    assert ensure_textures(folder, spec=SPEC) == folder
+    assert len(list(folder.rglob("*.png"))) == 3 * sum(SPEC.expected_counts().values())
+
+
+def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
+    path = tmp_path / "textures"
+    path.write_text("not a folder")
+    with pytest.raises(textures.TexturesFolderError, match="is a file"):
+        ensure_textures(path, spec=SPEC)
+    assert path.read_text() == "not a folder"
+
+
+def test_a_rebuild_keeps_a_user_category_and_notes(copy_of_generated, generated):
+    user_category = copy_of_generated / "wood/train/good"
+    user_category.mkdir(parents=True)
+    (user_category / "000.png").write_bytes(b"a user's own image")
+    (copy_of_generated / "notes.md").write_text("my notes\n")
+    extra = copy_of_generated / "brick/train/good/mine.png"
+    extra.write_bytes(b"added beside ours")
+    user_files = {
+        name: data
+        for name, data in _listing(copy_of_generated).items()
+        if name.startswith("wood") or name in ("notes.md", "brick/train/good/mine.png")
+    }
+    (copy_of_generated / "grass/test/crack/001.png").unlink()
+
+    ensure_textures(copy_of_generated, spec=SPEC)
+    after = _listing(copy_of_generated)
+    assert {name: after.get(name) for name in user_files} == user_files
+    ours = {
+        name: data
+        for name, data in _files(copy_of_generated).items()
+        if name not in user_files  # the user's PNGs were compared above
+    }
+    assert ours == _files(generated)
+    assert not list(copy_of_generated.parent.glob(".textures-*"))
+
+
+def test_a_changed_file_is_rewritten(copy_of_generated, generated):
+    victim = copy_of_generated / "gravel/ground_truth/spot/000_mask.png"
+    victim.write_bytes(b"edited")
+    ensure_textures(copy_of_generated, spec=SPEC)
+    assert victim.read_bytes() == (generated / "gravel/ground_truth/spot/000_mask.png").read_bytes()
+
+
+def test_a_user_file_where_ours_would_go_is_never_overwritten(copy_of_generated):
+    # a bigger spec needs train image 004, and a user put their own file at that path
+    theirs = copy_of_generated / "brick/train/good/004.png"
+    theirs.write_bytes(b"theirs")
+    bigger = TexturesSpec(image_size=64, train_images=5, test_good_images=2, images_per_defect=2)
+    manifest_before = (copy_of_generated / "manifest.json").read_bytes()
+    with pytest.raises(textures.TexturesFolderError, match="was not written by") as info:
+        ensure_textures(copy_of_generated, spec=bigger)
+    assert str(theirs) in str(info.value)
+    assert theirs.read_bytes() == b"theirs"
+    assert (copy_of_generated / "manifest.json").read_bytes() == manifest_before
+
+
+def test_a_manifest_of_the_previous_format_is_still_ours(copy_of_generated, generated):
+    (copy_of_generated / "manifest.json").write_text(
+        json.dumps({"spec": asdict(SPEC), "categories": list(CATEGORIES)})
+    )
+    (copy_of_generated / "notes.txt").write_text("keep me")
+    ensure_textures(copy_of_generated, spec=SPEC)
+    assert json.loads((copy_of_generated / "manifest.json").read_text())["files"]
+    assert (copy_of_generated / "notes.txt").read_text() == "keep me"
+    assert _files(copy_of_generated) == _files(generated)
+
+
+def test_data_command_refuses_a_foreign_folder(tmp_path):
+    from stad_utils.__main__ import main
+
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(textures.TexturesFolderError):
+        main(["data", "--root", str(folder)])
+    assert _listing(folder) == {"notes.txt": b"mine"}
+
+
+def test_bench_dry_run_refuses_a_foreign_textures_folder(tmp_path, monkeypatch):
+    from stad_utils.__main__ import main
+
+    monkeypatch.setenv("STAD_DATA", str(tmp_path))
+    monkeypatch.setenv("STAD_PROFILE", "quick")
+    foreign = tmp_path / "textures"
+    (foreign / "brick").mkdir(parents=True)
+    (foreign / "README").write_text("not generated")
+    before = _listing(foreign)
+    with pytest.raises(textures.TexturesFolderError, match="nothing was changed"):
+        main(["bench", "--dry-run", "--out", str(tmp_path / "sweep")])
+    assert _listing(foreign) == before

@@ -117,3 +117,37 @@ def test_no_test_label_reaches_a_deployable_rule():
     assert shuffled.thresholds["image_f1_oracle"]["value"] != pytest.approx(
         base.thresholds["image_f1_oracle"]["value"]
     )
+
+
+def test_fit_and_evaluate_record_every_rule_and_take_the_rule_as_an_option(tmp_path, capsys):
+    """``fit`` writes every threshold with its source; ``evaluate --threshold-rule``
+    makes a label-free rule the headline, fitted on the good validation images only."""
+    import json
+
+    from conftest import make_mvtec_tree
+
+    from stad_utils.__main__ import main
+
+    data = make_mvtec_tree(tmp_path / "mvtec")
+    out = tmp_path / "run"
+    fast = ["--method", "stfpm", "--profile", "quick", "--image-size", "32", "--epochs", "1"]
+    fast += ["--batch-size", "4", "--device", "cpu", "--no-figures"]
+    args = ["fit", *fast, "--data", str(data), "--category", "alpha", "--out", str(out)]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["threshold_rule"] == "image_f1_oracle"
+    assert set(report["thresholds"]) == set(thresholds.RULES)
+    oracle = report["thresholds"]["image_f1_oracle"]
+    assert report["threshold"] == oracle["value"] and report["dice"] == oracle["dice"]
+    assert oracle["uses_test_labels"] is True
+    assert report["thresholds"]["validation_quantile"]["uses_test_labels"] is False
+    assert "oracle: reads test labels" in capsys.readouterr().out
+
+    output = tmp_path / "again" / "report.json"
+    args = ["evaluate", "--run", str(out), "--threshold-rule", "validation_quantile"]
+    assert main([*args, "--false-alarm-rate", "0.2", "--output", str(output)]) == 0
+    again = json.loads(output.read_text())
+    rule = again["thresholds"]["validation_quantile"]
+    assert again["threshold_rule"] == "validation_quantile"
+    assert again["threshold"] == rule["value"] and rule["params"]["false_alarm_rate"] == 0.2
+    assert (again["false_goods"], again["false_bads"]) == (rule["false_goods"], rule["false_bads"])

@@ -383,3 +383,41 @@ def test_amp_is_a_cuda_feature():
     assert _use_amp(TrainConfig(device="cuda")) and not _use_amp(
         TrainConfig(device="cuda", amp=False)
     )
+
+
+def test_a_resumed_run_says_so_and_times_this_session_apart(tmp_path):
+    folder = str(tmp_path / "ckpt")
+    first = fit(TinyMethod(), TinyImages(), None, config(epochs=2, checkpoint_dir=folder))
+    assert first.resumed_from_epoch is None and first.session_seconds == first.seconds > 0
+    resumed = fit(TinyMethod(), TinyImages(), None, config(epochs=3, checkpoint_dir=folder))
+    assert resumed.resumed_from_epoch == 2 and len(resumed.loss) == 3
+    assert 0 < resumed.session_seconds < resumed.seconds
+    assert resumed.seconds == pytest.approx(first.seconds + resumed.session_seconds)
+
+
+def test_a_checkpoint_names_what_differs_including_the_data(tmp_path):
+    folder = str(tmp_path / "ckpt")
+    data = {"data": "/data/a", "category": "brick", "image_size": 64}
+    fit(TinyMethod(), TinyImages(), None, config(epochs=1, checkpoint_dir=folder, identity=data))
+    other = {**data, "category": "grass", "image_size": 32}
+    with pytest.raises(ValueError, match="category: 'brick' → 'grass'; image_size: 64 → 32"):
+        fit(
+            TinyMethod(),
+            TinyImages(),
+            None,
+            config(epochs=2, checkpoint_dir=folder, identity=other),
+        )
+
+
+def test_a_checkpoint_with_more_epochs_than_asked_is_refused(tmp_path):
+    folder = str(tmp_path / "ckpt")
+    fit(TinyMethod(), TinyImages(), None, config(epochs=3, checkpoint_dir=folder))
+    with pytest.raises(ValueError, match="already trained 3 epochs, more than the 2 asked for"):
+        fit(TinyMethod(), TinyImages(), None, config(epochs=2, checkpoint_dir=folder))
+
+
+def test_checkpoints_load_without_unpickling_code(tmp_path):
+    folder = tmp_path / "ckpt"
+    fit(TinyMethod(), TinyImages(), None, config(epochs=1, checkpoint_dir=str(folder)))
+    state = torch.load(folder / "last.pt", weights_only=True)  # plain data only
+    assert state["epoch"] == 0 and state["history"]["resumed_from_epoch"] is None

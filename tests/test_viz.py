@@ -78,6 +78,16 @@ def test_use_book_style_sets_the_rcparams():
     assert matplotlib.rcParams["legend.frameon"] is False
 
 
+def test_hide_axes_leaves_a_bare_frame():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    S.hide_axes(ax)
+    assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
+    assert not any(spine.get_visible() for spine in ax.spines.values())
+    assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------------------
 # grids
 # ----------------------------------------------------------------------------------------

@@ -8,12 +8,20 @@ In the source notebooks (see ARCHITECTURE.md, "Exercises and student copies"):
   ``### END SOLUTION`` are replaced by ``raise NotImplementedError(...)`` at the same
   indentation, so the function signature and docstring stay for the student.
 
+It also writes ``<out>/manifest.json``, the list of every chapter's exercises (label,
+title, statement; for a checked exercise the answer's name and the check function) that
+``python -m stad_utils grade`` reads.
+
 Usage: ``python tools/make_student_copies.py [--out student] notebooks/*.ipynb``
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
+import inspect
+import json
 import re
 import sys
 from pathlib import Path
@@ -70,6 +78,137 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return copy
 
 
+# ```{exercise} Title  ...  ``` (three or more backticks, closed by the same number).
+EXERCISE = re.compile(
+    r"^(`{3,})\{exercise\}[ \t]*(?P<title>[^\n]*)\n(?P<body>.*?)^\1[ \t]*$", re.S | re.M
+)
+SOLUTION_START = re.compile(r"\{solution-start\}\s+(?P<label>\S+)")
+MANIFEST_VERSION = 1
+
+
+def _tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _exercise_directives(text: str) -> list[dict]:
+    """The exercises of a markdown cell: label, title and statement (options removed)."""
+    found = []
+    for match in EXERCISE.finditer(text):
+        body = match.group("body")
+        label = re.search(r"^:label:\s*(\S+)", body, re.M)
+        if label is None:
+            raise ValueError(f"The exercise {match.group('title')!r} has no ':label:' option.")
+        statement = "\n".join(line for line in body.splitlines() if not line.startswith(":"))
+        found.append(
+            {
+                "label": label.group(1),
+                "title": match.group("title").strip(),
+                "statement": statement.strip(),
+            }
+        )
+    return found
+
+
+def _check_imports(notebook) -> dict[str, str]:
+    """``{check_name: module}`` from the notebook's ``from stad_utils.exercises… import``."""
+    modules = {}
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(_without_magics(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "stad_utils.exercises"
+            ):
+                for alias in node.names:
+                    modules[alias.asname or alias.name] = node.module
+    return modules
+
+
+def _without_magics(source: str) -> str:
+    return "\n".join(
+        "pass" if line.lstrip()[:1] in "%!" and line.strip() else line
+        for line in source.splitlines()
+    )
+
+
+def _check_call(source: str) -> tuple[str, str] | None:
+    """(check function, answer name) of the first ``check_*(answer, …)`` call in ``source``."""
+    for node in ast.walk(ast.parse(_without_magics(source))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id.startswith("check_")
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+        ):
+            return node.func.id, node.args[0].id
+    return None
+
+
+def exercise_manifest(notebook: nbformat.NotebookNode) -> list[dict]:
+    """Every exercise of a source notebook, in order.
+
+    An exercise is *checked* when a ``solution-start`` cell names its label and the first
+    code cell after the solution that is not tagged ``solution`` calls a ``check_*``
+    function on the answer; every other exercise is *open* (graded by hand).
+    """
+    exercises, by_label = [], {}
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "solution" not in _tags(cell):
+            for exercise in _exercise_directives(cell.source):
+                exercise["kind"] = "open"
+                exercises.append(exercise)
+                by_label[exercise["label"]] = exercise
+    imports = _check_imports(notebook)
+    pending = None  # the label whose solution was seen, waiting for its check cell
+    for cell in notebook.cells:
+        start = SOLUTION_START.search(cell.source) if cell.cell_type == "markdown" else None
+        if start:
+            # A label no exercise has is left to the book build (sphinx-exercise warns).
+            pending = start.group("label") if start.group("label") in by_label else None
+        elif pending and cell.cell_type == "code" and "solution" not in _tags(cell):
+            call = _check_call(cell.source)
+            if call:
+                check, answer = call
+                if check not in imports:
+                    raise ValueError(
+                        f"{check} (exercise {pending}) is not imported from stad_utils.exercises."
+                    )
+                function = getattr(importlib.import_module(imports[check]), check, None)
+                if function is None:
+                    raise ValueError(
+                        f"{imports[check]} has no function {check} (exercise {pending})."
+                    )
+                by_label[pending].update(
+                    kind="checked",
+                    answer=answer,
+                    check=f"{imports[check]}:{check}",
+                    rubric=inspect.getdoc(function).split("\n\n")[0],
+                )
+            pending = None
+    return exercises
+
+
+def write_manifest(notebooks: list[Path], out: Path) -> Path:
+    """Write ``out/manifest.json``: ``{"version", "chapters": {stem: {notebook, exercises}}}``."""
+    chapters = {}
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        chapters[path.stem] = {"notebook": path.name, "exercises": exercise_manifest(notebook)}
+    target = out / "manifest.json"
+    target.write_text(
+        json.dumps(
+            {"version": MANIFEST_VERSION, "chapters": chapters}, indent=1, ensure_ascii=False
+        )
+        + "\n"
+    )
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
@@ -80,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         notebook = nbformat.read(path, as_version=4)
         nbformat.write(student_notebook(notebook), args.out / path.name)
         print(f"{path} -> {args.out / path.name}")
+    print(f"exercises of every chapter -> {write_manifest(args.notebooks, args.out)}")
     return 0
 
 

@@ -4,7 +4,14 @@
   so a file with the final name is always complete.
 * An interrupted transfer resumes with an HTTP ``Range`` request from the bytes
   already on disk (a server that ignores ``Range`` makes us start over, correctly).
-* A checksum mismatch removes the bad file and says so.
+* A checksum mismatch of a download removes the bad ``.part`` file and says so; a file
+  that was already under the final name (e.g. placed there by hand) is never deleted:
+  it is moved aside to ``<name>.mismatch-<sha8>`` and the message says where.
+* One category can come from its own archive (about 5–10 % of the full 4.9 GB). No
+  checksums are published for those, so the archive must be a readable tar holding
+  exactly that category's layout; its size and SHA-256 are recorded on first download
+  in ``<root>/category_archives.json`` and checked on every later use. If the category
+  archive fails, the full, checksummed archive is used instead, with a message.
 * Extraction refuses any member that would land outside the target folder, extracts
   into a temporary folder next to the target, and moves the category into place only
   when it is complete.
@@ -16,26 +23,29 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
+import lzma
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import progress_bar
-
-
+from ..files import write_atomically
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where an archive comes from and what its SHA-256 must be."""
+    """Where an archive comes from and what its SHA-256 must be (None: unpublished)."""
 
     url: str
-    sha256: str
+    sha256: str | None
     filename: str
 
 
@@ -54,11 +64,40 @@ MVTEC_CATEGORIES = (
     "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
 )  # fmt: skip
 
+# One archive per category (Bergmann et al.'s own share): BASE + "<id>/<category>.tar.xz".
+CATEGORY_ARCHIVE_BASE = (
+    "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/"
+)
+CATEGORY_ARCHIVE_IDS = {
+    "bottle": "420937370-1629951468",
+    "cable": "420937413-1629951498",
+    "capsule": "420937454-1629951595",
+    "carpet": "420937484-1629951672",
+    "grid": "420937487-1629951814",
+    "hazelnut": "420937545-1629951845",
+    "leather": "420937607-1629951964",
+    "metal_nut": "420937637-1629952063",
+    "pill": "420938129-1629953099",
+    "screw": "420938130-1629953152",
+    "tile": "420938133-1629953189",
+    "toothbrush": "420938134-1629953256",
+    "transistor": "420938166-1629953277",
+    "wood": "420938383-1629953354",
+    "zipper": "420938385-1629953449",
+}
+CATEGORY_MANIFEST = "category_archives.json"  # size and SHA-256 seen on first download
+# Top-level files a category archive may hold besides <category>/ (never extracted).
+ARCHIVE_DOCUMENTS = ("license.txt", "readme.txt")
+
 CHUNK = 1 << 20  # 1 MiB
 
 
 class DownloadError(RuntimeError):
     """A download could not be completed; the message says what to do."""
+
+
+class ServerError(DownloadError):
+    """The server answered with an HTTP error status (e.g. 404: the address expired)."""
 
 
 class ChecksumError(DownloadError):
@@ -67,6 +106,45 @@ class ChecksumError(DownloadError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would be written outside the target folder."""
+
+
+class ArchiveContentError(DownloadError):
+    """An archive is unreadable or does not hold what it should."""
+
+
+def category_source(category: str, base: str = CATEGORY_ARCHIVE_BASE) -> Source:
+    """The address of one category's own archive (no published checksum)."""
+    return Source(
+        url=f"{base}{CATEGORY_ARCHIVE_IDS[category]}/{category}.tar.xz",
+        sha256=None,
+        filename=f"{category}.tar.xz",
+    )
+
+
+def _notify(message: str) -> None:
+    """Tell the user what happened to their files (the CLI and notebooks show stderr)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _set_aside(path: Path, reason: str, digest: str) -> Path:
+    """Rename ``path`` to ``<name>.<reason>-<sha8>`` (never overwriting) and return it."""
+    aside = path.with_name(f"{path.name}.{reason}-{digest[:8]}")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.{reason}-{digest[:8]}-{number}")
+    os.replace(path, aside)
+    return aside
+
+
+def _partial_note(partial: Path) -> str:
+    """The truth about the partial file, for error messages."""
+    if partial.exists() and partial.stat().st_size:
+        return (
+            f"The {partial.stat().st_size} bytes downloaded so far are kept in {partial}; "
+            "the next try resumes from them."
+        )
+    return "Nothing was downloaded yet."
 
 
 def sha256_of(path: Path) -> str:
@@ -89,9 +167,18 @@ def download_file(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
-        if sha256 is None or sha256_of(target) == sha256:
+        if sha256 is None:
             return target
-        target.unlink()  # a wrong file under the final name: fetch it again
+        actual = sha256_of(target)
+        if actual == sha256:
+            return target
+        # A wrong file under the final name, perhaps placed by hand: keep it, fetch again.
+        aside = _set_aside(target, "mismatch", actual)
+        _notify(
+            f"{target} does not have the expected SHA-256 ({sha256}; it has {actual}). "
+            f"It was moved to {aside} (not deleted) and the archive is downloaded again. "
+            "Delete that file yourself once you no longer need it."
+        )
     partial = target.with_name(target.name + ".part")
     offset = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "stad-utils"})
@@ -102,15 +189,15 @@ def download_file(
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:  # the partial file is already whole
             return _finish(partial, target, sha256)
-        raise DownloadError(
+        raise ServerError(
             f"Download of {url} failed: HTTP {error.code} {error.reason}. If the address has "
             f"expired, download {target.name} by hand from the dataset's web page and put it "
-            f"at {target}: it is verified and extracted on the next run."
+            f"at {target}: it is verified and extracted on the next run. " + _partial_note(partial)
         ) from error
     except (urllib.error.URLError, OSError) as error:
         raise DownloadError(
-            f"Cannot reach {url} ({error}). Check your internet connection; a partial "
-            f"download is kept in {partial} and resumes on the next try."
+            f"Cannot reach {url} ({error}). Check your internet connection and run the "
+            "same command again. " + _partial_note(partial)
         ) from error
     with response:
         resumed = response.status == 206
@@ -221,12 +308,16 @@ def download_mvtec(
     source: Source = MVTEC_AD,
     progress: bool = True,
     keep_archive: bool = True,
+    category_base: str | None = CATEGORY_ARCHIVE_BASE,
 ) -> Path:
     """Make MVTec AD (one ``category``, or all of it) available under ``root``.
 
-    Does nothing when the categories asked for are already there; otherwise downloads the
-    archive once (resuming, verified) and extracts the category — or, with
-    ``category=None``, the whole archive, replacing what was extracted before.
+    Does nothing when the categories asked for are already there. One category comes
+    from its own archive (``category_base`` + id, see ``CATEGORY_ARCHIVE_IDS``; None
+    turns this off), unless the full archive is already on disk; if the category
+    archive fails (HTTP error, unreadable, wrong content) the full archive is used, with
+    a message. The full archive is downloaded once (resuming, checksummed); with
+    ``category=None`` it is extracted whole, replacing what was extracted before.
     Returns ``root``. The dataset is CC BY-NC-SA 4.0: non-commercial use only.
     """
     root = Path(root)
@@ -237,11 +328,122 @@ def download_mvtec(
         )
     if all(_looks_complete(root / c) for c in wanted):
         return root
+    if category is not None and category_base is not None and not (root / source.filename).exists():
+        try:
+            return _from_category_archive(root, category, category_base, progress, keep_archive)
+        except (ServerError, ChecksumError, ArchiveContentError) as error:
+            _notify(
+                f"The archive of {category!r} alone could not be used: {error}\n"
+                f"Falling back to the full MVTec AD archive (4.9 GB, checksummed): "
+                f"{source.url}"
+            )
     archive = download_file(source.url, root / source.filename, source.sha256, progress)
     extract(archive, root, category)
     if not keep_archive:
         archive.unlink()
     return root
+
+
+def _from_category_archive(
+    root: Path, category: str, base: str, progress: bool, keep_archive: bool
+) -> Path:
+    """Download (resuming), check and extract one category's own archive."""
+    source = category_source(category, base)
+    target = root / source.filename
+    was_there = target.exists()  # placed by hand or kept from before: never deleted
+    recorded = _recorded_archives(root).get(category)
+    archive = download_file(source.url, target, recorded["sha256"] if recorded else None, progress)
+    try:
+        digest = _check_category_archive(archive, category, recorded)
+    except ArchiveContentError as error:
+        if was_there:
+            aside = _set_aside(archive, "invalid", sha256_of(archive))
+            raise ArchiveContentError(f"{error} It was moved to {aside}.") from error
+        archive.unlink()  # our own download: a bad copy is not worth keeping
+        raise
+    extract(archive, root, category)
+    if recorded is None:  # recorded once it has proved good
+        _record_archive(root, category, source.url, archive.stat().st_size, digest)
+    if not keep_archive:
+        archive.unlink()
+    return root
+
+
+def _check_category_archive(archive: Path, category: str, recorded: dict | None) -> str:
+    """Return the archive's SHA-256 once it is known to hold exactly ``category``.
+
+    With a record from the first download, ``download_file`` has already checked the
+    SHA-256 against it (a mismatch falls back to the full archive); without one, the
+    archive must be a readable tar holding only ``<category>/`` in MVTec layout
+    (train/good, test, ground_truth; regular files and folders, no links)."""
+    digest = sha256_of(archive)
+    if recorded is not None:  # download_file has checked it against the record
+        return digest
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()  # reads to the end: a truncated file fails here
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as error:
+        raise ArchiveContentError(
+            f"{archive} is not a readable tar archive ({error}): the download is "
+            "truncated or the server sent something else."
+        ) from error
+    problems = _layout_problems(members, category)
+    if problems:
+        raise ArchiveContentError(
+            f"{archive} does not hold exactly the {category!r} category in MVTec AD layout: "
+            + "; ".join(problems)
+            + "."
+        )
+    return digest
+
+
+def _layout_problems(members: list[tarfile.TarInfo], category: str) -> list[str]:
+    """What is wrong with a category archive's member list (empty if nothing)."""
+    problems, outside, present = [], [], set()
+    for member in members:
+        parts = Path(member.name.lstrip("./")).parts
+        if not parts:
+            continue
+        if parts[0] != category:
+            if not (len(parts) == 1 and member.isfile() and parts[0].lower() in ARCHIVE_DOCUMENTS):
+                outside.append(member.name)
+            continue
+        if not (member.isfile() or member.isdir()):
+            problems.append(f"{member.name!r} is a link or special file")
+        if ".." in parts:
+            problems.append(f"{member.name!r} would be written outside the target folder")
+        if member.isfile() and len(parts) >= 3:
+            present.add(parts[1] if parts[1] != "train" else "/".join(parts[1:3]))
+    if outside:
+        shown = ", ".join(repr(n) for n in outside[:3]) + (", ..." if len(outside) > 3 else "")
+        problems.append(f"{len(outside)} member(s) outside {category}/ ({shown})")
+    for needed in ("train/good", "test", "ground_truth"):
+        if needed not in present:
+            problems.append(f"no files under {category}/{needed}/")
+    extra_train = sorted(p for p in present if p.startswith("train/") and p != "train/good")
+    problems += [f"unexpected folder {category}/{p}/" for p in extra_train]
+    return problems
+
+
+def _recorded_archives(root: Path) -> dict:
+    """The category archives' size and SHA-256 recorded on first download."""
+    path = root / CATEGORY_MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DownloadError(
+            f"{path} is unreadable ({error}). It records the category archives' checksums; "
+            "fix it, or move it away to record them again on the next download."
+        ) from error
+
+
+def _record_archive(root: Path, category: str, url: str, size: int, sha256: str) -> None:
+    records = _recorded_archives(root)
+    records[category] = {"url": url, "size": size, "sha256": sha256}
+    text = json.dumps(records, indent=2, sort_keys=True)
+    write_atomically(root / CATEGORY_MANIFEST, lambda path: path.write_text(text))
 
 
 def _looks_complete(folder: Path) -> bool:

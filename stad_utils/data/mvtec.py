@@ -8,7 +8,8 @@ The layout (Bergmann et al., CVPR 2019)::
     ROOT/CATEGORY/ground_truth/<defect_type>/<stem>_mask.png
 
 Each sample is a dict (see ARCHITECTURE.md, "The batch"): ``image`` (3, H, W) float in
-[0, 1], ``mask`` (1, H, W) float in {0, 1}, ``label`` (0 good, 1 defective),
+[0, 1] (8- and 16-bit files scaled exactly), ``mask`` (1, H, W) float in {0, 1} (any
+nonzero mask pixel is defect), ``label`` (0 good, 1 defective),
 ``defect_type`` and ``path``.
 """
 
@@ -55,28 +56,132 @@ def validation_split(paths: list[Path], fraction: float, seed: int) -> tuple[lis
     return train, val
 
 
+MASK_SUFFIXES = (".png", ".bmp")  # lossless only: any nonzero mask pixel is a defect
+
+
 def mask_path_for(root: Path, image: Path, defect_type: str) -> Path:
-    """The ground-truth mask file of a defective test image (MVTec naming)."""
-    return root / "ground_truth" / defect_type / f"{image.stem}_mask.png"
+    """The ground-truth mask of a defective test image: ``<stem>_mask.png`` in
+    ``ground_truth/<defect_type>``, the name matched case-insensitively like image names
+    (``000_MASK.PNG`` is found too). Returns the expected MVTec path if there is none;
+    two files that differ only in case are refused as ambiguous."""
+    folder = root / "ground_truth" / defect_type
+    expected = folder / f"{image.stem}_mask.png"
+    wanted = {f"{image.stem}_mask{suffix}".lower() for suffix in MASK_SUFFIXES}
+    found = (
+        sorted(p for p in folder.iterdir() if p.name.lower() in wanted) if folder.is_dir() else []
+    )
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise DatasetLayoutError(
+            f"Several masks for {image} in {folder} ({names}): keep exactly one."
+        )
+    return found[0] if found else expected
 
 
-def read_image(path: Path, mode: str = "RGB") -> torch.Tensor:
-    """Decode an image file; a clear error if it cannot be read.
+class ImageFormatError(OSError):
+    """An image file is readable but its pixel format cannot be converted exactly."""
 
-    Returns a uint8 tensor ``(C, H, W)``: 3 channels for ``mode="RGB"`` (grayscale files
-    are repeated to RGB), 1 for ``mode="L"``. Pillow decodes: torchvision's own image
-    decoding is deprecated since 0.29.
-    """
+
+# Modes Pillow converts to RGB exactly (by their standard definitions). CMYK uses the
+# naive formula R = (255 - C)(255 - K)/255, as every viewer without a colour profile.
+_CONVERTED_TO_RGB = ("P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX")
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _pixels(handle: Image.Image, path: Path) -> tuple[np.ndarray, int]:
+    """The file's pixels as (H, W) or (H, W, 3) integers and their full scale (255 for
+    8-bit files, 65535 for 16-bit ones). Alpha is dropped only where every pixel is
+    opaque: a transparent pixel has no colour to read, so such files are refused."""
+    mode = handle.mode
+    if mode == "P" and "transparency" in handle.info:
+        handle, mode = handle.convert("RGBA"), "RGBA"
+    elif mode == "PA":
+        handle, mode = handle.convert("RGBA"), "RGBA"
+    if mode in ("L", "RGB"):
+        return np.asarray(handle), 255
+    if mode == "1":
+        return np.asarray(handle.convert("L")), 255
+    if mode in _SIXTEEN_BIT:
+        return np.asarray(handle).astype(np.uint16), 65535
+    if mode == "I":  # 16-bit grayscale PNGs, as older Pillow versions open them
+        values = np.asarray(handle)
+        if values.min() >= 0 and values.max() <= 65535:
+            return values.astype(np.uint16), 65535
+    if mode in ("LA", "RGBA"):
+        array = np.asarray(handle)
+        if array[..., -1].min() < 255:
+            raise ImageFormatError(
+                f"The image {path} has transparent pixels (mode {mode}), whose colour is "
+                "undefined. Flatten it onto a background and save it without alpha "
+                "(e.g. as RGB PNG)."
+            )
+        return array[..., :-1].squeeze(-1) if mode == "LA" else array[..., :3], 255
+    if mode in _CONVERTED_TO_RGB:
+        return np.asarray(handle.convert("RGB")), 255
+    raise ImageFormatError(
+        f"The image {path} has pixel mode {mode!r}, which cannot be read exactly. Save it "
+        "as an 8- or 16-bit grayscale or RGB PNG."
+    )
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         with Image.open(path) as handle:
-            array = np.asarray(handle.convert(mode))
+            return _pixels(handle, path)
+    except ImageFormatError:
+        raise
     except (OSError, ValueError) as error:
         raise OSError(
             f"Cannot read the image {path}: the file is corrupt or not an image "
             f"({error}). Delete it, or re-download / regenerate the dataset."
         ) from error
-    tensor = torch.from_numpy(array.copy())
+
+
+def read_image(path: Path, mode: str = "RGB") -> torch.Tensor:
+    """Decode an image file exactly; a clear error naming the file if it cannot be.
+
+    Returns ``(C, H, W)``: 3 channels for ``mode="RGB"`` (grayscale files are repeated),
+    1 for ``mode="L"`` (colour files get Pillow's luma weights). 8-bit files give uint8;
+    files with more bits (16-bit PNG) give float32 already scaled to [0, 1], so no
+    precision is lost. Palette, 1-bit, CMYK and opaque LA/RGBA files are converted;
+    partly transparent ones are refused. Pillow decodes: torchvision's own image
+    decoding is deprecated since 0.29.
+    """
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}.")
+    array, scale = _decode(Path(path))
+    if mode == "RGB" and array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    elif mode == "L" and array.ndim == 3:
+        luma = array.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        array = np.round(luma).astype(array.dtype)
+    tensor = torch.from_numpy(np.array(array))  # a writable copy
+    if scale != 255:
+        tensor = tensor.to(torch.float32) / scale
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+
+
+def read_mask(path: Path) -> torch.Tensor:
+    """A ground-truth mask as bool ``(1, H, W)``: any nonzero pixel (in any channel) is
+    defect, whatever the file's scale (0/1, 0/255, 16-bit). In a palette (P) mask the
+    palette index is the label, as in segmentation datasets: index 0 is good."""
+    path = Path(path)
+    try:
+        with Image.open(path) as handle:
+            if handle.mode == "P":
+                return torch.from_numpy(np.asarray(handle) != 0).unsqueeze(0)
+    except (OSError, ValueError):
+        pass  # _decode below reports the unreadable file
+    array, _ = _decode(path)
+    nonzero = array != 0
+    if nonzero.ndim == 3:
+        nonzero = nonzero.any(axis=-1)
+    return torch.from_numpy(nonzero).unsqueeze(0)
+
+
+def to_unit_float(image: torch.Tensor) -> torch.Tensor:
+    """An image from ``read_image`` as float32 in [0, 1]."""
+    return image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
 
 
 class MVTecAD(Dataset):
@@ -155,7 +260,9 @@ class MVTecAD(Dataset):
                     mask = mask_path_for(self.folder, image, kind)
                     if not mask.is_file():
                         raise DatasetLayoutError(
-                            f"Missing ground-truth mask for {image}: expected {mask}."
+                            f"Missing ground-truth mask for {image}: expected {mask} (the "
+                            "name is matched case-insensitively, .png or .bmp). Add the "
+                            "mask, or move the image to test/good if it has no defect."
                         )
                 items.append((image, mask, kind))
         if not items:
@@ -180,19 +287,24 @@ class MVTecAD(Dataset):
         if mask_path is None:
             mask = torch.zeros((1, *image.shape[-2:]), dtype=torch.uint8)
         else:
-            mask = read_image(mask_path, mode="L")
+            mask = read_mask(mask_path).to(torch.uint8)  # any nonzero pixel is defect
             if mask.shape[-2:] != image.shape[-2:]:
                 raise DatasetLayoutError(
                     f"Mask {mask_path} is {tuple(mask.shape[-2:])} but its image {path} "
                     f"is {tuple(image.shape[-2:])}: they must have the same size."
                 )
-        mask = (mask > 127).to(torch.uint8)  # binarize (MVTec masks are 0/255)
+            if not mask.any():
+                raise DatasetLayoutError(
+                    f"The mask {mask_path} of the defective image {path} is empty (no "
+                    "nonzero pixel). Mark the defect in the mask, or move the image to "
+                    "test/good if it has none."
+                )
         if self.image_size is not None:
             size = [self.image_size, self.image_size]
             image = TF.resize(image, size, antialias=True)
             mask = TF.resize(mask, size, interpolation=TF.InterpolationMode.NEAREST)
         return {
-            "image": image.float().div_(255.0),
+            "image": to_unit_float(image),
             "mask": mask.float(),
             "label": int(kind != "good"),
             "defect_type": kind,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..tables import Column, markdown_table
 from .mvtec import MVTecAD
 
 
@@ -27,16 +28,18 @@ def category_statistics(
     }
 
 
+#: The columns of :func:`statistics_table`, one per key of :func:`category_statistics`.
+STATISTICS_COLUMNS = (
+    Column("category", align="left"),
+    Column("train"),
+    Column("val"),
+    Column("test_good", "test good"),
+    Column("test_defective", "test defective"),
+    Column("defect_types", "defect types", ", ".join, align="left"),
+    Column("mean_defect_area_percent", "mean defect area", "{:.2f} %"),
+)
+
+
 def statistics_table(rows: list[dict]) -> str:
     """A Markdown table of :func:`category_statistics` rows."""
-    header = (
-        "| category | train | val | test good | test defective | defect types | "
-        "mean defect area |\n|---|---:|---:|---:|---:|---|---:|\n"
-    )
-    body = "".join(
-        f"| {r['category']} | {r['train']} | {r['val']} | {r['test_good']} | "
-        f"{r['test_defective']} | {', '.join(r['defect_types'])} | "
-        f"{r['mean_defect_area_percent']:.2f} % |\n"
-        for r in rows
-    )
-    return header + body
+    return markdown_table(rows, STATISTICS_COLUMNS)

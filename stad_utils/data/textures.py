@@ -21,6 +21,7 @@ written in MVTec AD layout (RGB PNG images, binary PNG masks).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from skimage import data as skdata
 from skimage import draw
 
 from ..config import data_root
+from ..files import write_atomically
 
 CATEGORIES = ("brick", "grass", "gravel")
 DEFECT_KINDS = ("scratch", "spot", "crack", "stain", "patch")
@@ -43,7 +45,7 @@ FORMAT_VERSION = 2  # bump when the generator changes: old copies are then rebui
 
 @dataclass(frozen=True)
 class TexturesSpec:
-    """What to generate. The defaults keep the whole dataset near 5 MB."""
+    """What to generate. The defaults keep the whole dataset near 8 MB (measured 8.1 MB)."""
 
     image_size: int = 128
     train_images: int = 60
@@ -243,45 +245,167 @@ def generate_category(category: str, folder: Path, spec: TexturesSpec) -> None:
             _save_png(mask.astype(np.float32), folder / f"ground_truth/{kind}/{i:03d}_mask.png")
 
 
-def _manifest_ok(folder: Path, spec: TexturesSpec) -> bool:
-    manifest = folder / "manifest.json"
-    try:
-        recorded = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return False
-    if recorded.get("spec") != asdict(spec):
-        return False
+# -- the manifest: what this module wrote, so that nothing else is ever touched ---------
+MANIFEST = "manifest.json"
+GENERATOR = "stad_utils.data.textures"  # marks a manifest as ours
+
+
+class TexturesFolderError(FileExistsError):
+    """The target folder holds files this module did not write; nothing was changed."""
+
+
+def expected_files(spec: TexturesSpec) -> list[str]:
+    """The relative paths ``generate_category`` writes for every category."""
+    files = []
     for category in CATEGORIES:
         for sub, count in spec.expected_counts().items():
-            files = list((folder / category / sub).glob("*.png"))
-            if len(files) != count:
-                return False
-    return True
+            suffix = "_mask" if sub.startswith("ground_truth/") else ""
+            files += [f"{category}/{sub}/{i:03d}{suffix}.png" for i in range(count)]
+    return files
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    """The folder's manifest as a dict, or None if it has none or it is unreadable."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _owned_files(manifest: dict) -> set[str] | None:
+    """The files a manifest says this module wrote, or None if it is not ours.
+
+    Current manifests list their files; those written before the list existed
+    (``spec`` and ``categories`` only) own exactly the files their spec generates."""
+    if manifest.get("generator") == GENERATOR and isinstance(manifest.get("files"), dict):
+        return set(manifest["files"])
+    if set(manifest) == {"spec", "categories"} and manifest["categories"] == list(CATEGORIES):
+        try:
+            return set(expected_files(TexturesSpec(**manifest["spec"])))
+        except TypeError:
+            return None
+    return None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest_ok(folder: Path, spec: TexturesSpec) -> bool:
+    """True if the folder holds this spec's dataset, every file present and unchanged."""
+    manifest = _read_manifest(folder)
+    if manifest is None or manifest.get("generator") != GENERATOR:
+        return False
+    if manifest.get("spec") != asdict(spec):
+        return False
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict) or sorted(recorded) != sorted(expected_files(spec)):
+        return False
+    try:
+        return all(_sha256(folder / name) == digest for name, digest in recorded.items())
+    except OSError:  # a file is missing or unreadable
+        return False
+
+
+def _claim(folder: Path) -> set[str]:
+    """The files of ``folder`` this module may replace; refuses a folder it does not own.
+
+    A folder is ours when it is missing, empty, or holds our manifest. A folder whose
+    manifest is unreadable is still ours if it holds nothing but our category folders
+    and that manifest (a crash while writing it)."""
+    if not folder.exists():
+        return set()
+    if not folder.is_dir():
+        raise TexturesFolderError(
+            f"{folder} is a file, not a folder: the textures dataset cannot be written "
+            "there. Choose another --root, or move that file away."
+        )
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return set()
+    manifest = _read_manifest(folder)
+    owned = _owned_files(manifest) if manifest is not None else None
+    if owned is not None:
+        return owned
+    if (
+        manifest is None
+        and (folder / MANIFEST).exists()
+        and set(entries) <= {MANIFEST, *CATEGORIES}
+    ):
+        return set(expected_files(TexturesSpec())) | {
+            str(p.relative_to(folder)) for c in CATEGORIES for p in (folder / c).rglob("*.png")
+        }
+    shown = ", ".join(entries[:8]) + (", ..." if len(entries) > 8 else "")
+    raise TexturesFolderError(
+        f"{folder} is not empty and holds no textures manifest of ours ({shown}), so the "
+        "textures dataset is not written there: nothing was changed. Choose an empty or "
+        "new folder (--root), or move those files away first."
+    )
+
+
+def _write_manifest(folder: Path, spec: TexturesSpec | None, files: dict[str, str]) -> None:
+    manifest = {
+        "generator": GENERATOR,
+        "spec": asdict(spec) if spec is not None else None,  # None: a rebuild in progress
+        "categories": list(CATEGORIES),
+        "files": files,
+    }
+    write_atomically(
+        folder / MANIFEST, lambda path: path.write_text(json.dumps(manifest, indent=2))
+    )
 
 
 def ensure_textures(root: str | Path | None = None, spec: TexturesSpec | None = None) -> Path:
     """Return the textures dataset root, generating it first if missing or invalid.
 
-    The dataset is built in a temporary folder and moved into place whole, with a
-    manifest recording how it was made; a copy whose manifest or file counts do not
-    match ``spec`` is rebuilt.
+    The folder must be missing, empty, or hold this module's manifest; anything else is
+    refused with :class:`TexturesFolderError` and left untouched. The dataset is built in
+    a temporary folder, then only the files the manifest lists are replaced: a category
+    or notes a user added beside them survive. The manifest records each file's SHA-256,
+    so a missing or changed file triggers a rebuild.
     """
     spec = spec or TexturesSpec()
     folder = Path(root) if root is not None else data_root() / "textures"
     if _manifest_ok(folder, spec):
         return folder
+    owned = _claim(folder)
+    new_files = expected_files(spec)
+    for name in new_files:  # never overwrite a file a user put where ours will go
+        if name not in owned and (folder / name).exists():
+            raise TexturesFolderError(
+                f"{folder / name} was not written by the textures generator, but the "
+                "dataset needs that path: nothing was changed. Move that file away."
+            )
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".textures-"))
     try:
         for category in CATEGORIES:
             generate_category(category, staging / category, spec)
-        (staging / "manifest.json").write_text(
-            json.dumps({"spec": asdict(spec), "categories": list(CATEGORIES)}, indent=2)
-        )
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
+        digests = {name: _sha256(staging / name) for name in new_files}
+        folder.mkdir(parents=True, exist_ok=True)
+        # First claim old and new files together, so a crash midway leaves a manifest
+        # that still owns every file written so far (and fails the check: rebuilt).
+        _write_manifest(folder, None, dict.fromkeys(sorted(owned | set(new_files)), ""))
+        for name in sorted(owned - set(new_files)):
+            (folder / name).unlink(missing_ok=True)
+        for name in new_files:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, folder / name)
+        _write_manifest(folder, spec, digests)
+        _remove_empty_folders(folder, {str(Path(n).parent) for n in owned})
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _remove_empty_folders(folder: Path, candidates: set[str]) -> None:
+    """Remove the folders that held only our files and are now empty (deepest first)."""
+    for name in sorted(candidates, key=lambda n: -len(Path(n).parts)):
+        for path in (folder / name, *(folder / name).parents):
+            if path == folder or not path.is_relative_to(folder):
+                break
+            try:
+                path.rmdir()  # only succeeds on an empty folder
+            except OSError:
+                break

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..errors import CorruptFileError
+from ..files import load_torch, write_atomically
 from ..train import TrainConfig, TrainHistory, fit, make_loader
 
 METHODS: dict[str, type[Method]] = {}
@@ -92,16 +94,23 @@ class Method(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def save(self, path: str | Path) -> Path:
-        """Save options and weights (teacher included, so ``load`` needs no download)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"name": self.name, "options": self.options, "state": self.state_dict()}, path)
-        return path
+        """Save options and weights (teacher included, so ``load`` needs no download).
+
+        Atomically: an interrupted save leaves the previous file whole. Only plain data is
+        saved (tensors, numbers, strings, lists, dicts), so ``load`` can refuse anything
+        that is not weights."""
+        saved = {"name": self.name, "options": self.options, "state": self.state_dict()}
+        return write_atomically(path, lambda temporary: torch.save(saved, temporary))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Method:
         """Rebuild a saved method (of any registered kind when called on ``Method``)."""
-        saved = torch.load(path, map_location=device, weights_only=False)
+        saved = load_torch(path, map_location=device, what="model file")
+        if not isinstance(saved, dict) or not {"name", "options", "state"} <= set(saved):
+            raise CorruptFileError(
+                f"{path} is not a model saved by stad_utils (it lacks its name, options or "
+                "weights). Give the model.pt that fit wrote."
+            )
         if cls is Method and saved["name"] not in METHODS:
             raise ValueError(
                 f"{path} holds a {saved['name']!r} method, which this version of stad_utils "

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import build_backbone
-from ..files import write_atomically
+from ..files import load_torch, write_atomically
 from ..losses import teacher_loss
 from ..models.patch_networks import PatchNetwork, decoder, patch_network
 
@@ -135,7 +135,7 @@ class PatchTeacher(nn.Module):
 
 def load_teacher(path: str | Path, device: str | torch.device = "cpu") -> PatchNetwork:
     """A pre-trained patch network saved by :meth:`PatchTeacher.save_teacher`, frozen."""
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = load_torch(path, map_location=device, what="pre-trained teacher")
     network = patch_network(saved["p"], width=saved["width"])
     network.load_state_dict(saved["state"])
     network.requires_grad_(False)

@@ -44,20 +44,22 @@ import torchvision
 from torch import nn
 
 from ..backbones import (
-    _STRIDES,
     DEFAULT_LAYERS,
     IMAGENET_MEAN,
     IMAGENET_STD,
     LAYER_NAMES,
+    LAYER_STRIDES,
     STUDENT_BN_MOMENTUM,
     BackboneSpec,
     FeatureExtractor,
-    _resnet_stages,
-    _seeded,
-    _spec,
+    FreezableModule,
+    backbone_spec,
     count_parameters,
+    resnet_stages,
+    seeded_initialization,
     set_batchnorm_momentum,
 )
+from ..tables import Column, markdown_table
 
 __all__ = [
     "SIMPLE_STUDENT_INNER",
@@ -130,7 +132,7 @@ def _simple_student_spec(inner: tuple[int, int, int]) -> BackboneSpec:
         name="simple_resnet18",
         make_network=lambda: bottleneck_resnet18(inner),
         load_weights=no_weights,
-        stages=_resnet_stages(),
+        stages=resnet_stages(),
         channels=dict(_RESNET18_CHANNELS),
         mean=IMAGENET_MEAN,  # the same input normalization as the resnet18 backbone
         std=IMAGENET_STD,
@@ -156,7 +158,7 @@ def simple_student_resnet18(
     """
     inner = _check_inner(inner)
     spec = _simple_student_spec(inner)
-    with _seeded(seed):
+    with seeded_initialization(seed):
         extractor = FeatureExtractor(spec, spec.make_network(), layers)
     extractor.inner = inner
     set_batchnorm_momentum(extractor, STUDENT_BN_MOMENTUM)
@@ -168,7 +170,7 @@ def simple_student_resnet18(
 # ----------------------------------------------------------------------------------------
 
 
-class AdaptedStudent(nn.Module):
+class AdaptedStudent(FreezableModule):
     """A student feature extractor followed by one 1×1 convolution per layer.
 
     ``adapters[layer]`` maps the student's ``C_s`` channels to the teacher's ``C_t`` at
@@ -201,7 +203,7 @@ class AdaptedStudent(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        teacher_strides = dict(_STRIDES if teacher_strides is None else teacher_strides)
+        teacher_strides = dict(LAYER_STRIDES if teacher_strides is None else teacher_strides)
         missing = [k for k in teacher_channels if k not in student.channels]
         if missing or not teacher_channels:
             raise ValueError(
@@ -223,14 +225,13 @@ class AdaptedStudent(nn.Module):
         self.channels = {k: int(teacher_channels[k]) for k in self.layers}
         self.strides = {k: student.strides[k] for k in self.layers}
         self.student_channels = {k: student.channels[k] for k in self.layers}
-        with _seeded(seed):
+        with seeded_initialization(seed):
             self.adapters = nn.ModuleDict(
                 {
                     k: nn.Conv2d(self.student_channels[k], self.channels[k], 1, bias=True)
                     for k in self.layers
                 }
             )
-        self.frozen = False
 
     @classmethod
     def for_teacher(
@@ -243,15 +244,6 @@ class AdaptedStudent(nn.Module):
         """``(B, 3, H, W)`` in ``[0, 1]`` → ``{layer: (B, C_t, H / s_l, W / s_l)}``."""
         features = self.student(images)
         return {k: self.adapters[k](features[k]) for k in self.layers}
-
-    def freeze(self) -> AdaptedStudent:
-        """No trainable parameters, eval mode for good (as ``FeatureExtractor.freeze``)."""
-        self.requires_grad_(False)
-        self.frozen = True
-        return self.eval()
-
-    def train(self, mode: bool = True) -> AdaptedStudent:
-        return super().train(mode and not self.frozen)
 
     def extra_repr(self) -> str:
         shapes = ", ".join(
@@ -275,7 +267,7 @@ def simple_student(
     :class:`AdaptedStudent` whose 1×1 convolutions map 64/128/256 channels to the
     teacher's. One ``seed`` initializes both (repeatably, global random state untouched).
     """
-    spec = _spec(teacher_name)  # ValueError for unknown names
+    spec = backbone_spec(teacher_name)  # ValueError for unknown names
     base = simple_student_resnet18(inner, seed=seed, layers=layers)
     teacher_channels = {k: spec.channels[k] for k in base.layers}
     if teacher_channels == base.channels:
@@ -307,10 +299,10 @@ def stage_parameters(module: nn.Module) -> dict[str, int]:
         raise TypeError(
             f"Expected a FeatureExtractor or an AdaptedStudent, got {type(module).__name__}."
         )
-    counts = {}
-    for stage, paths in module._plan:
-        counts[stage] = sum(count_parameters(module.body.get_submodule(p)) for p in paths)
-    return counts
+    return {
+        stage: sum(count_parameters(part) for part in parts)
+        for stage, parts in module.stage_modules().items()
+    }
 
 
 @dataclass(frozen=True)
@@ -339,27 +331,20 @@ class ParameterTable:
         return table
 
     def to_markdown(self) -> str:
-        def cell(n: int | None) -> str:
-            return "—" if n is None else f"{n:,}"
+        def ratio(teacher: int | None, student: int | None) -> float | None:
+            return student / teacher if teacher and student else None
 
-        def ratio(r: dict) -> str:
-            return f"{r['student'] / r['teacher']:.2f}" if r["teacher"] and r["student"] else "—"
-
-        lines = [
-            f"| part | teacher ({self.teacher_name}) | student ({self.student_name}) "
-            "| student / teacher |",
-            "|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {r['part']} | {cell(r['teacher'])} | {cell(r['student'])} | {ratio(r)} |"
-            for r in self.rows
-        ]
-        total = {"teacher": self.teacher_total, "student": self.student_total}
-        lines.append(
-            f"| **total** | **{cell(total['teacher'])}** | **{cell(total['student'])}** "
-            f"| **{ratio(total)}** |"
+        columns = (
+            Column("part", align="left"),
+            Column("teacher", f"teacher ({self.teacher_name})", "{:,}"),
+            Column("student", f"student ({self.student_name})", "{:,}"),
+            Column("ratio", "student / teacher", "{:.2f}"),
         )
-        return "\n".join(lines)
+        rows = [{**r, "ratio": ratio(r["teacher"], r["student"])} for r in self.rows]
+        total = {"part": "total", "teacher": self.teacher_total, "student": self.student_total}
+        total["ratio"] = ratio(total["teacher"], total["student"])
+        rows.append({c.key: f"**{c.show(total[c.key], missing='—')}**" for c in columns})
+        return markdown_table(rows, columns, missing="—").removesuffix("\n")
 
     _repr_markdown_ = to_markdown  # Jupyter renders it as a table
     __str__ = to_markdown

@@ -20,6 +20,7 @@ from .style import (
     DEFECT_COLOR,
     GOOD_COLOR,
     MASK_COLOR,
+    hide_axes,
     interactive_figure,
     new_axes,
     use_book_style,
@@ -146,14 +147,6 @@ def plot_report_curves(report, title: str | None = None):
 # ----------------------------------------------------------------------------------------
 
 
-def _plain_axes(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
 def _overlap_image(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(H, W, 3) RGB: hits, misses, false alarms and background in the book's colours."""
     rgb = np.empty(predicted.shape + (3,), dtype=np.float32)
@@ -185,7 +178,7 @@ def _draw_overlap_panel(ax, score, truth, threshold, regions, overlaps) -> None:
             color="white",
             bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.55, "lw": 0},
         )
-    _plain_axes(ax)
+    hide_axes(ax)
 
 
 def _legend_handles():
@@ -223,7 +216,7 @@ def plot_region_overlaps(
         if gt[i].any():
             top.contour(gt[i], levels=[0.5], colors=[MASK_COLOR], linewidths=1.0)
         top.set_title(titles[i] if titles else f"image {i + 1}", fontsize=9)
-        _plain_axes(top)
+        hide_axes(top)
         _draw_overlap_panel(bottom, maps[i], gt[i], threshold, regions[i], overlaps)
     fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.8, label="anomaly score")
     pro = overlaps.mean() if overlaps.size else float("nan")

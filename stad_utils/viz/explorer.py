@@ -18,8 +18,8 @@ import numpy as np
 
 from stad_utils import metrics
 
-from .grids import _hide_axes, anomaly_grid, outline_mask
-from .style import ANOMALY_CMAP, interactive_figure, to_numpy_image, use_book_style
+from .grids import anomaly_grid, outline_mask
+from .style import ANOMALY_CMAP, hide_axes, interactive_figure, to_numpy_image, use_book_style
 
 __all__ = ["plot_prediction", "prediction_explorer", "prediction_grid"]
 
@@ -85,7 +85,7 @@ def plot_prediction(
     outline_mask(axes[3], truth)
     names = ("image + ground truth", "anomaly map", "overlay", "prediction (map ≥ threshold)")
     for ax, name in zip(axes, names, strict=True):
-        _hide_axes(ax)
+        hide_axes(ax)
         ax.set_title(name, fontsize=9)
     bar = fig.colorbar(shown, ax=axes.tolist(), shrink=0.85, pad=0.01, label="anomaly score")
     if vmin <= threshold <= vmax:

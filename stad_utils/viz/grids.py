@@ -7,15 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .style import ANOMALY_CMAP, MASK_COLOR, to_numpy_image, use_book_style
-
-
-def _hide_axes(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+from .style import ANOMALY_CMAP, MASK_COLOR, hide_axes, to_numpy_image, use_book_style
 
 
 def outline_mask(ax, mask, color=MASK_COLOR, linewidth=1.2) -> None:
@@ -42,7 +34,7 @@ def sample_grid(
         rows, columns, figsize=(size * columns, size * rows + 0.2), squeeze=False
     )
     for ax in axes.ravel():
-        _hide_axes(ax)
+        hide_axes(ax)
     for i, sample in enumerate(samples):
         ax = axes.ravel()[i]
         ax.imshow(to_numpy_image(sample["image"]), cmap="gray", vmin=0, vmax=1)
@@ -65,7 +57,7 @@ def image_mask_pairs(samples: Sequence[dict], size: float = 1.9):
         top.set_title(sample.get("defect_type", ""), fontsize=9)
         bottom.imshow(to_numpy_image(sample["mask"]), cmap="gray", vmin=0, vmax=1)
         for ax in (top, bottom):
-            _hide_axes(ax)
+            hide_axes(ax)
     axes[0, 0].set_ylabel("image")
     axes[1, 0].set_ylabel("mask")
     fig.tight_layout()
@@ -114,7 +106,7 @@ def anomaly_grid(
             ax[4].imshow(amap >= threshold, cmap="gray", vmin=0, vmax=1)
             outline_mask(ax[4], mask)
         for a in ax:
-            _hide_axes(a)
+            hide_axes(a)
         if titles:
             ax[0].set_ylabel(titles[row], fontsize=9)
     for a, name in zip(axes[0], columns, strict=True):
@@ -145,7 +137,7 @@ def layer_maps_row(image, mask, layer_maps: dict, combined, size: float = 2.1):
     outline_mask(axes[-1], mask)
     axes[-1].set_title("product, upsampled")
     for ax in axes:
-        _hide_axes(ax)
+        hide_axes(ax)
     fig.tight_layout()
     return fig
 
@@ -196,7 +188,7 @@ def maps_side_by_side(
             )
             outline_mask(axes[row, col], mask, linewidth=0.8)
     for ax in axes.ravel():
-        _hide_axes(ax)
+        hide_axes(ax)
     axes[0, 0].set_title("image")
     for col, name in enumerate(names, start=1):
         axes[0, col].set_title(name)
@@ -243,7 +235,7 @@ def pooling_offsets(size: int = 8, stride: int = 2, panel: float = 2.3):
         ax.set_xlim(-0.1, size + 0.1)
         ax.set_ylim(size + 0.1, -0.1)  # row 0 at the top, like an image
         ax.set_aspect("equal")
-        _hide_axes(ax)
+        hide_axes(ax)
         ax.set_title(f"offset ({i}, {j}): {cells_y}×{cells_x} cells")
     fig.tight_layout()
     return fig
@@ -262,7 +254,7 @@ def triplet_grid(triplets: Sequence[dict], size: float = 1.5):
     for col, triplet in enumerate(triplets):
         for row, key in enumerate(rows):
             axes[row, col].imshow(to_numpy_image(triplet[key]))
-            _hide_axes(axes[row, col])
+            hide_axes(axes[row, col])
     for row, key in enumerate(rows):
         axes[row, 0].set_ylabel(key)
     fig.tight_layout()
@@ -297,7 +289,7 @@ def image_and_descriptor_pca(
         if titles:
             axes[0, i].set_title(titles[i])
         for ax in axes[:, i]:
-            _hide_axes(ax)
+            hide_axes(ax)
     axes[0, 0].set_ylabel("image")
     axes[1, 0].set_ylabel("descriptors (PCA)")
     fig.tight_layout()

@@ -54,6 +54,15 @@ def new_axes(ax=None, size=(4.2, 3.8)):
     return ax.figure, ax
 
 
+def hide_axes(ax) -> None:
+    """Turn ``ax`` into a bare frame for an image: no ticks, no grid, no spines."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def to_numpy_image(image) -> np.ndarray:
     """(3, H, W) or (H, W) tensor/array in [0, 1] → (H, W, 3) or (H, W) float array."""
     if isinstance(image, torch.Tensor):

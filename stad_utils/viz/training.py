@@ -214,10 +214,10 @@ def _scores_and_threshold(image_scores, threshold):
     """Accept a :class:`~stad_utils.metrics.MetricsReport` in place of the scores."""
     if hasattr(image_scores, "image_scores") and hasattr(image_scores, "threshold"):
         report = image_scores
-        return metrics._as_scores(report.image_scores), (
+        return metrics.as_scores(report.image_scores), (
             report.threshold if threshold is None else threshold
         )
-    return metrics._as_scores(image_scores), threshold
+    return metrics.as_scores(image_scores), threshold
 
 
 def _shared_bins(scores: np.ndarray, bins) -> np.ndarray:
@@ -243,7 +243,7 @@ def plot_score_histogram(
     side (defective means score ≥ threshold).
     """
     scores, threshold = _scores_and_threshold(image_scores, threshold)
-    y = metrics._as_labels(labels, scores.size)
+    y = metrics.as_labels(labels, scores.size)
     edges = _shared_bins(scores, bins)
     fig, ax = new_axes(ax, size=(5.6, 3.2))
     classes = ((0, "good", GOOD_COLOR), (1, "defective", DEFECT_COLOR))
@@ -405,7 +405,7 @@ def plot_threshold_rules(image_scores, labels, validation_scores, rules, ax=None
     images and the false alarms at that threshold.
     """
     scores = np.asarray(image_scores, dtype=float).reshape(-1)
-    y = metrics._as_labels(labels, scores.size)
+    y = metrics.as_labels(labels, scores.size)
     val = np.asarray(validation_scores, dtype=float).reshape(-1)
     edges = _shared_bins(np.concatenate([scores, val]), None)
     fig = plot_score_histogram(scores, y, ax=ax, bins=edges, title="one test set, two thresholds")
