@@ -115,7 +115,7 @@ def tampered_checks(notebook) -> nbformat.NotebookNode:
     for cell in notebook.cells:
         checks = cell.cell_type == "code" and "exercise" not in cell.metadata.get("tags", [])
         if checks and "check_region_overlap(" in cell.source:
-            cell.source = 'print("✔ Region overlap: correct — 5 cases match")'
+            cell.source = 'print("✔ Exercise 2.1 · Per-region overlap: correct — 5 cases match")'
         elif checks and "check_dice(" in cell.source:
             continue
         kept.append(cell)
@@ -129,7 +129,7 @@ def fake_checks(notebook) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(
             "def check_region_overlap(fn):\n    return True\n\n\n"
             "check_dice = check_region_overlap\n"
-            'print("✔ Dice by hand: correct — 7 cases match")'
+            'print("✔ Exercise 2.2 · Dice by hand: correct — 7 cases match")'
         )
     )
     return notebook
@@ -201,7 +201,7 @@ def feedback(graded: Path, student: str) -> str:
 
 
 def test_feedback_gives_each_exercise_its_message(graded):
-    assert "✔ Dice by hand: correct — 7 cases match" in feedback(graded, "ada")
+    assert "✔ Exercise 2.2 · Dice by hand: correct — 7 cases match" in feedback(graded, "ada")
     assert "Look before you measure (ex-look): to grade by hand" in feedback(graded, "ada")
     assert "intersection over union" in feedback(graded, "bob")  # the check's own hint
     assert feedback(graded, "cy").count("still raises NotImplementedError") == 2
