@@ -230,7 +230,10 @@ def test_endless_loops_crashes_and_broken_files_stay_with_their_student(graded):
 def test_the_rubric_lists_checks_and_open_exercises(graded):
     rubric = (graded / "rubric.md").read_text()
     assert "`stad_utils.exercises.chapter02:check_dice`" in rubric
-    assert "### 01/ex-look: Look before you measure\n\n**To grade by hand.**" in rubric
+    assert (
+        "### 01/ex-look: Exercise 1.2 · Look before you measure\n\n**To grade by hand.**" in rubric
+    )
+    assert "**Rubric (3 points).**" in rubric  # the reference answer of the open exercise
 
 
 def test_an_existing_gradebook_is_not_overwritten(tmp_path, manifest_path):
