@@ -223,7 +223,7 @@ def test_endless_loops_crashes_and_broken_files_stay_with_their_student(graded):
     assert "not a valid Jupyter notebook" in feedback(graded, "fay")
     gus = feedback(graded, "gus")
     assert "MemoryError" in gus  # 6 GB refused by the memory limit
-    assert "Region overlap: correct" in gus  # graded before the folder was deleted
+    assert "Per-region overlap: correct" in gus  # graded before the folder was deleted
     assert "exit status 3" in feedback(graded, "hal")
 
 
