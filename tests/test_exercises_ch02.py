@@ -57,7 +57,7 @@ def stub(*args):
 @pytest.mark.parametrize("answer", [overlaps_right, overlaps_reversed])
 def test_region_overlap_accepts_right_answers(answer, capsys):
     assert check_region_overlap(answer) is True
-    assert "✔ Region overlap: correct" in capsys.readouterr().out
+    assert "✔ Exercise 2.1 · Per-region overlap: correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -70,13 +70,15 @@ def test_region_overlap_accepts_right_answers(answer, capsys):
     ],
 )
 def test_region_overlap_explains_wrong_answers(answer, hint):
-    with pytest.raises(ExerciseError, match="✘ Region overlap: not yet. .*" + hint):
+    with pytest.raises(
+        ExerciseError, match="✘ Exercise 2.1 · Per-region overlap: not yet. .*" + hint
+    ):
         check_region_overlap(answer)
 
 
 def test_dice_accepts_the_right_answer(capsys):
     assert check_dice(dice_right) is True
-    assert "✔ Dice by hand: correct" in capsys.readouterr().out
+    assert "✔ Exercise 2.2 · Dice by hand: correct" in capsys.readouterr().out
 
 
 def test_dice_explains_wrong_answers():

@@ -95,7 +95,7 @@ def stub(*args):
 @pytest.mark.parametrize("answer", [pool_right, pool_via_stride_one])
 def test_pool_all_offsets_accepts_right_answers(answer, capsys):
     assert check_pool_all_offsets(answer) is True
-    assert "✔ Exercise 4.1 (pooling at every offset): correct" in capsys.readouterr().out
+    assert "✔ Exercise 4.1 · Pooling at every offset: correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_pool_all_offsets_explains_wrong_answers(answer, hint):
 
 def test_unwarp_accepts_the_right_answer(capsys):
     assert check_unwarp(unwarp_right) is True
-    assert "✔ Exercise 4.2 (unwarping): correct" in capsys.readouterr().out
+    assert "✔ Exercise 4.2 · Unwarping: correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -62,11 +62,10 @@ def test_combine_scales_answers():
 def test_every_ensemble_check_takes_float64_and_numpy_answers():
     """answer_like converts the answer for chapters 5-7 alike (a float64 answer once
     crashed chapter 7's check instead of passing)."""
-    from stad_utils.exercises.chapter07 import check_ensemble_variance
-    from stad_utils.methods.fvv import ensemble_error_and_variance
+    from stad_utils.exercises.chapter07 import check_variance_from_sum
 
-    assert check_ensemble_variance(
-        lambda t, s: ensemble_error_and_variance(t, s)[1].double().numpy()
+    assert check_variance_from_sum(
+        lambda total, m: (1 - (total / m).pow(2).sum(1)).double().numpy()
     )
     wrong_shape = r"for three random students the shape is \(2, 4\), expected \(2, 3, 4\) \(one"
     with pytest.raises(ExerciseError, match=wrong_shape):

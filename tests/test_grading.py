@@ -116,7 +116,7 @@ def tampered_checks(notebook) -> nbformat.NotebookNode:
     for cell in notebook.cells:
         checks = cell.cell_type == "code" and "exercise" not in cell.metadata.get("tags", [])
         if checks and "check_region_overlap(" in cell.source:
-            cell.source = 'print("✔ Region overlap: correct — 5 cases match")'
+            cell.source = 'print("✔ Exercise 2.1 · Per-region overlap: correct — 5 cases match")'
         elif checks and "check_dice(" in cell.source:
             continue
         kept.append(cell)
@@ -130,7 +130,7 @@ def fake_checks(notebook) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(
             "def check_region_overlap(fn):\n    return True\n\n\n"
             "check_dice = check_region_overlap\n"
-            'print("✔ Dice by hand: correct — 7 cases match")'
+            'print("✔ Exercise 2.2 · Dice by hand: correct — 7 cases match")'
         )
     )
     return notebook
@@ -202,7 +202,7 @@ def feedback(graded: Path, student: str) -> str:
 
 
 def test_feedback_gives_each_exercise_its_message(graded):
-    assert "✔ Dice by hand: correct — 7 cases match" in feedback(graded, "ada")
+    assert "✔ Exercise 2.2 · Dice by hand: correct — 7 cases match" in feedback(graded, "ada")
     assert "Look before you measure (ex-look): to grade by hand" in feedback(graded, "ada")
     assert "intersection over union" in feedback(graded, "bob")  # the check's own hint
     assert feedback(graded, "cy").count("still raises NotImplementedError") == 2
@@ -224,14 +224,17 @@ def test_endless_loops_crashes_and_broken_files_stay_with_their_student(graded):
     assert "not a valid Jupyter notebook" in feedback(graded, "fay")
     gus = feedback(graded, "gus")
     assert "MemoryError" in gus  # 6 GB refused by the memory limit
-    assert "Region overlap: correct" in gus  # graded before the folder was deleted
+    assert "Per-region overlap: correct" in gus  # graded before the folder was deleted
     assert "exit status 3" in feedback(graded, "hal")
 
 
 def test_the_rubric_lists_checks_and_open_exercises(graded):
     rubric = (graded / "rubric.md").read_text()
     assert "`stad_utils.exercises.chapter02:check_dice`" in rubric
-    assert "### 01/ex-look: Look before you measure\n\n**To grade by hand.**" in rubric
+    assert (
+        "### 01/ex-look: Exercise 1.2 · Look before you measure\n\n**To grade by hand.**" in rubric
+    )
+    assert "**Rubric (3 points).**" in rubric  # the reference answer of the open exercise
 
 
 def test_an_existing_gradebook_is_not_overwritten(tmp_path, manifest_path):

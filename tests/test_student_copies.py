@@ -65,3 +65,36 @@ def test_solution_cell_without_markers_is_refused():
     notebook.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["solution"]})]
     with pytest.raises(ValueError, match="no '### BEGIN SOLUTION'"):
         tool.student_notebook(notebook)
+
+
+def test_a_written_reference_is_the_open_exercises_and_is_stripped(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(
+            "```{exercise} 1.2 · Look\n:label: ex-look\n:nonumber:\n\nLook.\n```"
+        ),
+        nbformat.v4.new_markdown_cell(
+            "```{solution-start} ex-look\n:class: dropdown\n```\n\n**Reference answer.** Seen.\n\n"
+            "```{solution-end}\n```",
+            metadata={"tags": ["solution", "rubric"]},
+        ),
+        nbformat.v4.new_code_cell("x = 1"),
+    ]
+    [exercise] = tool.exercise_manifest(notebook)
+    assert exercise == {
+        "label": "ex-look",
+        "number": "1.2",
+        "title": "Look",
+        "statement": "Look.",
+        "kind": "open",
+        "reference": "**Reference answer.** Seen.",
+    }
+    copy = tool.student_notebook(notebook)
+    assert [c.source for c in copy.cells] == [notebook.cells[0].source, "x = 1"]
+
+
+def test_an_unclosed_solution_start_is_an_error():
+    with pytest.raises(ValueError, match="ex-look is not closed"):
+        tool.written_reference(
+            "```{solution-start} ex-look\n:class: dropdown\n```{solution-end}\n```"
+        )

@@ -83,6 +83,10 @@ EXERCISE = re.compile(
     r"^(`{3,})\{exercise\}[ \t]*(?P<title>[^\n]*)\n(?P<body>.*?)^\1[ \t]*$", re.S | re.M
 )
 SOLUTION_START = re.compile(r"\{solution-start\}\s+(?P<label>\S+)")
+SOLUTION_END = re.compile(r"^`{3,}\{solution-end\}", re.M)
+# Exercises are numbered per chapter in their title, "6.1 · Title", with ``:nonumber:``
+# (sphinx-exercise would otherwise number them across the whole book).
+NUMBERED_TITLE = re.compile(r"^(?P<number>\d+[a-z]?\.\d+)\s+·\s+(?P<title>.+)$")
 MANIFEST_VERSION = 1
 
 
@@ -99,14 +103,39 @@ def _exercise_directives(text: str) -> list[dict]:
         if label is None:
             raise ValueError(f"The exercise {match.group('title')!r} has no ':label:' option.")
         statement = "\n".join(line for line in body.splitlines() if not line.startswith(":"))
+        number, title = _number_and_title(match.group("title"))
         found.append(
             {
                 "label": label.group(1),
-                "title": match.group("title").strip(),
+                "number": number,
+                "title": title,
                 "statement": statement.strip(),
             }
         )
     return found
+
+
+def _number_and_title(heading: str) -> tuple[str | None, str]:
+    """``"6.1 · The per-layer map"`` -> ``("6.1", "The per-layer map")``; no number: None."""
+    match = NUMBERED_TITLE.match(heading.strip())
+    if match is None:
+        return None, heading.strip()
+    return match.group("number"), match.group("title").strip()
+
+
+def written_reference(text: str) -> tuple[str, str] | None:
+    """(label, text) of a markdown cell that holds a whole written reference answer: a
+    ``solution-start`` and a ``solution-end`` directive around it (an open exercise's
+    answer and rubric); ``None`` for any other cell."""
+    start = SOLUTION_START.search(text)
+    end = SOLUTION_END.search(text)
+    if start is None or end is None:
+        return None
+    # The body starts after the fence that closes the solution-start directive.
+    closing = re.search(r"^`{3,}[ \t]*$", text[start.end() : end.start()], re.M)
+    if closing is None:
+        raise ValueError(f"The solution-start directive of {start.group('label')} is not closed.")
+    return start.group("label"), text[start.end() + closing.end() : end.start()].strip()
 
 
 def _check_imports(notebook) -> dict[str, str]:
@@ -154,7 +183,9 @@ def exercise_manifest(notebook: nbformat.NotebookNode) -> list[dict]:
 
     An exercise is *checked* when a ``solution-start`` cell names its label and the first
     code cell after the solution that is not tagged ``solution`` calls a ``check_*``
-    function on the answer; every other exercise is *open* (graded by hand).
+    function on the answer; every other exercise is *open* (graded by hand), and its
+    written reference answer and rubric (one markdown cell tagged ``solution`` holding
+    both ``solution-start`` and ``solution-end``) becomes its ``reference``.
     """
     exercises, by_label = [], {}
     for cell in notebook.cells:
@@ -167,7 +198,11 @@ def exercise_manifest(notebook: nbformat.NotebookNode) -> list[dict]:
     pending = None  # the label whose solution was seen, waiting for its check cell
     for cell in notebook.cells:
         start = SOLUTION_START.search(cell.source) if cell.cell_type == "markdown" else None
-        if start:
+        reference = written_reference(cell.source) if start else None
+        if reference and reference[0] in by_label:
+            by_label[reference[0]]["reference"] = reference[1]
+            pending = None  # a written answer: no check cell follows
+        elif start:
             # A label no exercise has is left to the book build (sphinx-exercise warns).
             pending = start.group("label") if start.group("label") in by_label else None
         elif pending and cell.cell_type == "code" and "solution" not in _tags(cell):

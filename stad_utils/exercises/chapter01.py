@@ -38,7 +38,7 @@ def _cases() -> list[tuple[str, np.ndarray]]:
 
 def check_count_regions(count_regions) -> bool:
     """Check ``count_regions(mask: (H, W) bool array) -> int`` (8-connected regions)."""
-    name = "Exercise 1.1 (count defect regions)"
+    name = "Exercise 1.1 · Count the defect regions"
     for description, mask in _cases():
         answer = attempt(name, count_regions, mask.copy())
         expected = _reference_count(mask)

@@ -66,7 +66,7 @@ def check_region_overlap(fn) -> bool:
     one overlap per 8-connected defect region: the fraction of the region's pixels whose
     score is ``>= threshold``. Any order of the regions is accepted.
     """
-    exercise = "Region overlap"
+    exercise = "Exercise 2.1 · Per-region overlap"
     for description, score, mask, threshold in region_overlap_cases():
         answer = attempt(exercise, fn, score.copy(), mask.copy(), threshold)
         try:
@@ -131,7 +131,7 @@ def check_dice(fn) -> bool:
     ``predicted`` and ``target`` (H, W) boolean masks. Dice = 2 |P ∩ G| / (|P| + |G|); when
     both masks are empty the answer must be 1.0 (a perfect prediction).
     """
-    exercise = "Dice by hand"
+    exercise = "Exercise 2.2 · Dice by hand"
     for description, predicted, target in dice_cases():
         expected = metrics.dice(predicted, target)
         try:

@@ -1,4 +1,9 @@
-"""Checks for chapter 3, "A descriptive teacher"."""
+"""Checks for chapter 3, "A descriptive teacher".
+
+The chapter prints its own eq. 2 and eq. 3 (patches) code, so the exercises ask for the
+variants it does not show: eq. 2 with several negatives per anchor (hard-negative mining),
+and eq. 3 in the original paper's reading, over the descriptor dimensions.
+"""
 
 from __future__ import annotations
 
@@ -7,64 +12,99 @@ import torch
 from ..losses import compactness_loss, triplet_loss
 from . import attempt, fail, passed
 
+TRIPLET = "Exercise 3.1 · The hardest negative"
+COMPACTNESS = "Exercise 3.2 · Compactness over the dimensions"
+
+
+def hardest_negative_triplet(anchor, positive, negatives, margin):
+    """The reference: eq. 2 where δ⁻ is the smallest distance of the anchor *or* the
+    positive to any of the K negatives. ``negatives`` is ``(B, K, d)``."""
+    d_pos = (anchor - positive).pow(2).sum(dim=1)
+    to_anchor = (anchor.unsqueeze(1) - negatives).pow(2).sum(dim=2)  # (B, K)
+    to_positive = (positive.unsqueeze(1) - negatives).pow(2).sum(dim=2)
+    d_neg = torch.minimum(to_anchor, to_positive).amin(dim=1)
+    return torch.clamp(d_pos - d_neg + margin, min=0).mean()
+
 
 def _triplets():
     generator = torch.Generator().manual_seed(3)
-    a, p, n = (torch.randn(6, 8, generator=generator) for _ in range(3))
-    near_positive = a + 0.01  # δ⁺ tiny, hinge mostly zero
-    swapped = a.clone()  # the positive is far from the negative, the anchor close to it
+    a, p = (torch.randn(6, 8, generator=generator) for _ in range(2))
+    negatives = torch.randn(6, 4, 8, generator=generator)
+    near = negatives.clone()
+    near[:, 2] = p + 0.05  # one negative right next to the positive: only the swap sees it
     return [
-        ("random descriptors", a, p, n, 1.0),
-        ("a close positive", a, near_positive, n, 0.5),
-        ("anchor = negative", a, p, swapped, 2.0),
+        ("four random negatives", a, p, negatives, 1.0),
+        ("one negative close to the positive", a, p, near, 0.5),
+        ("a single negative (K = 1)", a, p, negatives[:, :1], 2.0),
     ]
+
+
+def _triplet_hint(answer, a, p, negatives, margin) -> str:
+    first = triplet_loss(a, p, negatives[:, 0], margin).item()
+    if abs(answer - first) < 1e-4:
+        return "You used only the first negative; δ⁻ is the smallest over all K of them."
+    mean_over_k = torch.stack(
+        [triplet_loss(a, p, negatives[:, k], margin) for k in range(negatives.shape[1])]
+    ).mean()
+    if abs(answer - mean_over_k.item()) < 1e-4:
+        return (
+            "You averaged K separate triplet losses; the hardest negative gives one δ⁻ per "
+            "anchor: the minimum over the K negatives, then one hinge."
+        )
+    no_swap = (a.unsqueeze(1) - negatives).pow(2).sum(dim=2).amin(dim=1)
+    d_pos = (a - p).pow(2).sum(dim=1)
+    if abs(answer - torch.clamp(d_pos - no_swap + margin, min=0).mean().item()) < 1e-4:
+        return "Keep the swap of eq. 2: the positive's distances to the negatives count too."
+    return "Use squared Euclidean distances, broadcast (B, 1, d) against (B, K, d)."
 
 
 def check_triplet_loss(triplet) -> bool:
-    """Check ``triplet(anchor, positive, negative, margin) -> scalar`` (seed 000 eq. 2)."""
-    name = "Exercise 3.1 (the triplet loss)"
-    for description, a, p, n, margin in _triplets():
-        answer = float(attempt(name, triplet, a.clone(), p.clone(), n.clone(), margin))
-        expected = triplet_loss(a, p, n, margin).item()
+    """Check ``triplet(anchor (B, d), positive (B, d), negatives (B, K, d), margin) -> scalar``:
+    eq. 2 with δ⁻ the smallest distance of the anchor or the positive to any of the K
+    negatives, the hinge averaged over the batch."""
+    for description, a, p, negatives, margin in _triplets():
+        answer = float(attempt(TRIPLET, triplet, a.clone(), p.clone(), negatives.clone(), margin))
+        expected = hardest_negative_triplet(a, p, negatives, margin).item()
         if abs(answer - expected) > 1e-4 * max(1.0, abs(expected)):
-            hint = "Use squared Euclidean distances and average the hinge over the batch."
-            if abs(answer - triplet_loss(a, p, n, margin, swap=False).item()) < 1e-4:
-                hint = (
-                    "δ⁻ must be the smaller of ‖T̂(p) − T̂(p⁻)‖² and ‖T̂(p⁺) − T̂(p⁻)‖² "
-                    "(eq. 2); you used only the first."
-                )
+            hint = _triplet_hint(answer, a, p, negatives, margin)
             fail(
-                name,
+                TRIPLET,
                 f"for {description} you returned {answer:.4f}, expected {expected:.4f}. {hint}",
             )
-    return passed(name, "eq. 2 with the harder of the two negative distances")
+    return passed(TRIPLET, "eq. 2 with the hardest of K negatives")
 
 
 def check_compactness_loss(compactness) -> bool:
-    """Check ``compactness(descriptors (B, d)) -> scalar``: eq. 3, correlations between
-    the descriptors of different patches, absolute values summed off the diagonal."""
-    name = "Exercise 3.2 (the compactness loss)"
+    """Check ``compactness(descriptors (B, d)) -> scalar``: eq. 3 in the original paper's
+    reading, the correlations between descriptor *components* over the batch, absolute
+    values summed off the diagonal."""
     generator = torch.Generator().manual_seed(4)
-    base = torch.randn(1, 16, generator=generator)
+    base = torch.randn(8, 1, generator=generator)
     cases = [
-        ("random descriptors", torch.randn(5, 16, generator=generator)),
-        ("identical descriptors", base.repeat(4, 1)),
-        ("two opposite descriptors", torch.cat([base, -base])),
+        ("random descriptors", torch.randn(9, 5, generator=generator)),
+        (
+            "two copies of one component",
+            torch.cat([base, base, torch.randn(8, 2, generator=generator)], dim=1),
+        ),
+        ("more components than patches", torch.randn(4, 6, generator=generator)),
     ]
     for description, x in cases:
-        answer = float(attempt(name, compactness, x.clone()))
-        expected = compactness_loss(x).item()
+        answer = float(attempt(COMPACTNESS, compactness, x.clone()))
+        expected = compactness_loss(x, "dimensions").item()
         if abs(answer - expected) > 1e-4 * max(1.0, abs(expected)):
             hint = (
-                "Centre each descriptor over its components, scale it to unit length, "
-                "take all pairwise dot products and sum |c_ij| for i ≠ j."
+                "Centre each component (column) over the batch, scale each column to unit "
+                "length, take the d × d matrix of dot products and sum |c_kl| for k ≠ l."
             )
-            if abs(answer - compactness_loss(x, "dimensions").item()) < 1e-4:
-                hint = "That is the correlation over *dimensions*; eq. 3 correlates patches."
-            elif abs(answer - compactness_loss(x, absolute=False).item()) < 1e-4:
-                hint = "Sum the absolute values |c_ij|: negative correlations are not compact."
+            if abs(answer - compactness_loss(x, "patches").item()) < 1e-4:
+                hint = (
+                    "That is the chapter's reading, over the *patches* (B × B); this one "
+                    "correlates the components (d × d)."
+                )
+            elif abs(answer - compactness_loss(x, "dimensions", absolute=False).item()) < 1e-4:
+                hint = "Sum the absolute values |c_kl|: negative correlations are redundant too."
             fail(
-                name,
+                COMPACTNESS,
                 f"for {description} you returned {answer:.4f}, expected {expected:.4f}. {hint}",
             )
-    return passed(name, "eq. 3 over the patches of a mini-batch")
+    return passed(COMPACTNESS, "eq. 3 over the descriptor components")

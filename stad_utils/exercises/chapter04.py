@@ -39,7 +39,7 @@ def _image_major(pieces_by_offset: list[torch.Tensor]) -> torch.Tensor:
 
 def check_pool_all_offsets(pool_all_offsets) -> bool:
     """Check ``pool_all_offsets(x (B, C, H, W), s) -> (s²·B, C, h, w)``, offset-major."""
-    name = "Exercise 4.1 (pooling at every offset)"
+    name = "Exercise 4.1 · Pooling at every offset"
     for description, x, s in _cases():
         answer = attempt(name, pool_all_offsets, x.clone(), s)
         answer = _as_tensor(answer, name, description)
@@ -81,7 +81,7 @@ def check_pool_all_offsets(pool_all_offsets) -> bool:
 
 def check_unwarp(unwarp) -> bool:
     """Check ``unwarp(stacked (s²·B, C, h, w), s) -> (B, C, s·h, s·w)``, the interleaving."""
-    name = "Exercise 4.2 (unwarping)"
+    name = "Exercise 4.2 · Unwarping"
     for description, x, s in _cases():
         stacked = _reference_pool_all_offsets(x, s)
         answer = attempt(name, unwarp, stacked.clone(), s)

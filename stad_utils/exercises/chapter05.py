@@ -15,7 +15,7 @@ def _students(seed: int, m: int = 3, shape=(2, 5, 3, 4)) -> list[torch.Tensor]:
 
 def check_predictive_variance(variance_fn) -> bool:
     """Check ``variance_fn(students) -> (B, H, W)``: v of eq. 7 for M maps ``(B, d, H, W)``."""
-    name = "Exercise 5.1 (the predictive variance v)"
+    name = "Exercise 5.1 · The predictive variance"
     one = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(1))
     cases = [
         ("three random students", _students(0)),
@@ -60,7 +60,7 @@ def _scale_case(seed: int):
 def check_combine_scales(combine_fn) -> bool:
     """Check ``combine_fn(errors, variances, stats) -> (B, H, W)``: the multi-scale map, the
     mean over scales of eq. 8 with each scale's own *validation* statistics."""
-    name = "Exercise 5.2 (combining the scales)"
+    name = "Exercise 5.2 · Combining the scales"
     for seed in (0, 1):
         errors, variances, stats = _scale_case(seed)
         for scales in ((17, 33, 65), (33,), (17, 65)):

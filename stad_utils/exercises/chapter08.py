@@ -33,7 +33,7 @@ def _count(module: nn.Module) -> int:
 
 def check_block_parameters(block_parameters) -> bool:
     """Check ``block_parameters(c_in, inner, c_out, stride) -> int`` against torchvision."""
-    name = "Exercise 8.1 (parameters of a slim block)"
+    name = "Exercise 8.1 · Parameters of a slim block"
     for c_in, inner, c_out, stride in BLOCKS:
         answer = int(attempt(name, block_parameters, c_in, inner, c_out, stride))
         expected = _count(reference_block(c_in, inner, c_out, stride))
@@ -53,7 +53,7 @@ def check_block_parameters(block_parameters) -> bool:
 
 def check_slim_block(slim_block) -> bool:
     """Check ``slim_block(c_in, inner, c_out, stride) -> nn.Module`` (a bottlenecked block)."""
-    name = "Exercise 8.2 (build a slim block)"
+    name = "Exercise 8.2 · Build a slim block"
     x = torch.randn(2, 64, 16, 16)
     for c_in, inner, c_out, stride in BLOCKS:
         block = attempt(name, slim_block, c_in, inner, c_out, stride)

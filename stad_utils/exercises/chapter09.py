@@ -89,7 +89,7 @@ def check_seed_summary(seed_summary, runs_dir: str | Path | None = None) -> bool
     """Check ``seed_summary(runs_dir, metric) -> {(method, category): (mean, std)}`` on a
     made-up sweep (three seeds, a single-seed category, a failed run) and, if given, on
     the chapter's own ``runs_dir``, against :func:`stad_utils.bench.merge`'s summary."""
-    name = "Exercise 9.1 (mean and standard deviation over seeds)"
+    name = "Exercise 9.1 · Mean and spread over seeds"
     with tempfile.TemporaryDirectory() as tmp:
         fake = write_fake_runs(Path(tmp) / "runs")
         for metric in ("au_pro", "train_seconds"):
@@ -144,7 +144,7 @@ _FRONT_CASES = [
 def check_pareto_front(pareto_front, points: dict | None = None) -> bool:
     """Check ``pareto_front(points, cost, gain) -> names`` on made-up cases and, if given,
     on the chapter's ``{method: {metric: value}}``."""
-    name = "Exercise 9.2 (the Pareto front)"
+    name = "Exercise 9.2 · The Pareto front"
     cases = list(_FRONT_CASES)
     if points is not None:
         cases.append(("the chapter's methods", dict(points)))

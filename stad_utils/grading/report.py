@@ -63,6 +63,14 @@ def _fenced(text: str) -> str:
     return f"```text\n{text.rstrip()}\n```"
 
 
+def numbered_title(exercise: dict) -> str:
+    """``Exercise 6.1 · Title`` as the book's box and the check's messages say it; the
+    title alone for a manifest without numbers."""
+    if exercise.get("number"):
+        return f"Exercise {exercise['number']} · {exercise['title']}"
+    return exercise["title"]
+
+
 def feedback_markdown(student: str, results: list[SubmissionResult], manifest: dict) -> str:
     """A student's feedback: per chapter, each exercise's result and message, the errors."""
     parts = [f"# Feedback for {student}"]
@@ -75,7 +83,7 @@ def feedback_markdown(student: str, results: list[SubmissionResult], manifest: d
         if result.problem:
             parts.append(f"**Problem:** {result.problem}.")
         for exercise in exercises:
-            title = f"### {exercise['title']} ({exercise['label']})"
+            title = f"### {numbered_title(exercise)} ({exercise['label']})"
             if exercise["kind"] != "checked":
                 parts.append(f"{title}: {BY_HAND}\n\nYour instructor reads your answer.")
                 continue
@@ -107,17 +115,20 @@ def rubric_markdown(chapters: list[str], manifest: dict) -> str:
     parts = [
         "# Rubric",
         "Checked exercises are graded by the package's check function; "
-        "open ones are yours to grade, with the statement below.",
+        "open ones are yours to grade, with the statement, a reference answer and a rubric "
+        "below.",
     ]
     for chapter in chapters:
         parts.append(f"## {chapter}")
         for exercise in manifest["chapters"][chapter]["exercises"]:
-            head = f"### {column(chapter, exercise['label'])}: {exercise['title']}"
+            head = f"### {column(chapter, exercise['label'])}: {numbered_title(exercise)}"
             if exercise["kind"] == "checked":
                 how = f"Checked automatically: `{exercise['check']}`. {exercise.get('rubric', '')}"
             else:
                 how = f"**{BY_HAND.capitalize()}.**"
             parts.append(f"{head}\n\n{how}\n\n{exercise['statement']}")
+            if exercise.get("reference"):  # an open exercise's reference answer and rubric
+                parts.append(exercise["reference"])
     return "\n\n".join(parts) + "\n"
 
 
