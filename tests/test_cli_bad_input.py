@@ -394,6 +394,9 @@ def test_ctrl_c_in_fit_exits_130_with_the_resume_command(mvtec_root, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT
+        # ignored: give the child the default, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # generous limits: on a busy machine importing torch alone can take half a minute
     deadline = time.monotonic() + 600
