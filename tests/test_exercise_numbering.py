@@ -11,14 +11,16 @@ import nbformat
 import pytest
 from tool_loader import load_tool
 
+from stad_utils.exercises.quiz import chapter_label
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 tool = load_tool("make_student_copies")
 
 
 def chapter_prefix(path: Path) -> str:
-    """``06_stfpm`` -> ``6``; ``02b_background`` -> ``2b``."""
-    return path.stem.split("_")[0].lstrip("0")
+    """``06_stfpm`` -> ``6``; the interlude ``02b_the_field`` -> ``B``."""
+    return chapter_label(path.stem)
 
 
 def exercises(path: Path) -> list[dict]:

@@ -8,11 +8,8 @@ import pytest
 from stad_utils.exercises import ExerciseError
 from stad_utils.exercises.chapter02b import (
     DISTILLATION_EXAMPLES,
-    QUICK_QUESTIONS,
     check_knowledge_kinds,
     check_nearest_patch_distance,
-    check_quick_answer,
-    quick_feedback,
 )
 
 
@@ -95,24 +92,3 @@ def test_knowledge_kinds_names_the_wrong_examples_without_the_answer():
         check_knowledge_kinds(dict(RIGHT_KINDS, a="logits"))
     with pytest.raises(ExerciseError, match="dict"):
         check_knowledge_kinds(["response"])
-
-
-def test_quick_answers_give_immediate_feedback():
-    for key, item in QUICK_QUESTIONS.items():
-        assert check_quick_answer(key, item["answer"].upper()) is True
-        wrong = next(c for c in item["choices"] if c != item["answer"])
-        with pytest.raises(ExerciseError, match="not it"):
-            check_quick_answer(key, wrong)
-    with pytest.raises(ExerciseError, match="set the answer"):
-        check_quick_answer("B.q1", None)
-    with pytest.raises(ExerciseError, match="one of the letters"):
-        check_quick_answer("B.q1", "z")
-    with pytest.raises(KeyError, match="Unknown question"):
-        check_quick_answer("B.q9", "a")
-
-
-def test_quick_feedback_never_raises(capsys):
-    results = quick_feedback({"B.q1": "c", "B.q2": "b"})
-    assert results == {"B.q1": True, "B.q2": False, "B.q3": None}
-    out = capsys.readouterr().out
-    assert "not answered yet" in out and "not it" in out

@@ -7,7 +7,13 @@ import nbformat
 import pytest
 from tool_loader import load_tool
 
-from stad_utils.exercises.quiz import QUESTIONS, answer_markdown, question_markdown, quick_check
+from stad_utils.exercises.quiz import (
+    QUESTIONS,
+    answer_markdown,
+    chapter_label,
+    question_markdown,
+    quick_check,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -15,8 +21,7 @@ tool = load_tool("make_student_copies")
 
 
 def keys_of(path: Path) -> list[str]:
-    prefix = path.stem.split("_")[0].lstrip("0")
-    return [key for key in QUESTIONS if key.split(".")[0] == prefix]
+    return [key for key in QUESTIONS if key.split(".")[0] == chapter_label(path.stem)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

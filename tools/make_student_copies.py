@@ -86,7 +86,7 @@ SOLUTION_START = re.compile(r"\{solution-start\}\s+(?P<label>\S+)")
 SOLUTION_END = re.compile(r"^`{3,}\{solution-end\}", re.M)
 # Exercises are numbered per chapter in their title, "6.1 · Title", with ``:nonumber:``
 # (sphinx-exercise would otherwise number them across the whole book).
-NUMBERED_TITLE = re.compile(r"^(?P<number>\d+[a-z]?\.\d+)\s+·\s+(?P<title>.+)$")
+NUMBERED_TITLE = re.compile(r"^(?P<number>(?:\d+|[A-Z])\.\d+)\s+·\s+(?P<title>.+)$")
 MANIFEST_VERSION = 1
 
 

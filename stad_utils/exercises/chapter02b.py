@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from stad_utils.exercises import ExerciseError, attempt, fail, passed
+from stad_utils.exercises import attempt, fail, passed
 
 __all__ = [
     "check_nearest_patch_distance",
     "nearest_patch_cases",
     "DISTILLATION_EXAMPLES",
     "check_knowledge_kinds",
-    "QUICK_QUESTIONS",
-    "check_quick_answer",
-    "quick_feedback",
 ]
 
 
@@ -64,7 +61,7 @@ def check_nearest_patch_distance(fn) -> bool:
     """Check ``fn(query, features) -> (distance, (image, row, column))``: the ℓ2 distance
     from ``query`` (C,) to the nearest training vector in ``features`` (N, C, h, w) — the
     nearest-neighbour baseline's score — and where that vector is."""
-    exercise = "Exercise B.1 (nearest neighbour of a patch)"
+    exercise = "Exercise B.1 · Nearest neighbour of a patch"
     for description, query, features in nearest_patch_cases():
         answer = attempt(exercise, fn, query.copy(), features.copy())
         try:
@@ -141,7 +138,7 @@ def check_knowledge_kinds(answers) -> bool:
     """Check ``answers``: a dict from each example's letter in ``DISTILLATION_EXAMPLES`` to
     ``"response"``, ``"feature"`` or ``"relation"`` — which kind of knowledge the student
     imitates (thesis §4.2.1)."""
-    exercise = "Exercise B.2 (what is distilled?)"
+    exercise = "Exercise B.2 · What is distilled?"
     if not isinstance(answers, dict):
         fail(exercise, f"give a dict such as {{'a': 'response', …}}, got {type(answers).__name__}.")
     missing = sorted(set(_EXPECTED_KINDS) - set(answers))
@@ -163,75 +160,3 @@ def check_knowledge_kinds(answers) -> bool:
         )
     reasons = "; ".join(f"{k}: {v}" for k, v in _WHY.items())
     return passed(exercise, f"all {len(_EXPECTED_KINDS)} right ({reasons})")
-
-
-# ----------------------------------------------------------------------------------------
-# Quick questions
-# ----------------------------------------------------------------------------------------
-
-QUICK_QUESTIONS = {
-    "B.q1": {
-        "question": "Training a nearest-neighbour baseline on N good images of h × w feature "
-        "positions: how many vectors does its memory bank hold?",
-        "choices": {"a": "N", "b": "h · w", "c": "N · h · w", "d": "the number of channels"},
-        "answer": "c",
-        "why": "every position of every training image is stored (PatchCore's coreset would "
-        "keep a fraction of them).",
-    },
-    "B.q2": {
-        "question": "STFPM uses an ImageNet-pretrained network as teacher and never updates "
-        "it. Which distillation scheme is that?",
-        "choices": {"a": "offline", "b": "online", "c": "self-distillation"},
-        "answer": "a",
-        "why": "the teacher is trained beforehand and frozen; online distillation trains "
-        "teacher and student together, self-distillation uses one network's own layers.",
-    },
-    "B.q3": {
-        "question": "Which family can segment defects without changing its method, because it "
-        "scores every position of a feature map?",
-        "choices": {
-            "a": "OC-SVM on whole-image features",
-            "b": "PaDiM-style per-position Gaussians",
-            "c": "Deep-SVDD on whole images",
-        },
-        "answer": "b",
-        "why": "image-level one-class classifiers score an image; they segment only when "
-        "applied patch by patch (thesis §3.1).",
-    },
-}
-
-
-def check_quick_answer(question: str, answer) -> bool:
-    """Immediate feedback on a quick question: ``question`` a key of ``QUICK_QUESTIONS``,
-    ``answer`` the letter of one choice."""
-    if question not in QUICK_QUESTIONS:
-        raise KeyError(f"Unknown question {question!r}; use one of {list(QUICK_QUESTIONS)}.")
-    item = QUICK_QUESTIONS[question]
-    exercise = f"Quick question {question}"
-    if answer is None:
-        fail(exercise, f"set the answer to one of the letters {', '.join(item['choices'])}.")
-    letter = str(answer).strip().lower()
-    if letter not in item["choices"]:
-        fail(exercise, f"answer one of the letters {', '.join(item['choices'])}, got {answer!r}.")
-    if letter != item["answer"]:
-        fail(exercise, f"'{item['choices'][letter]}' is not it — think again and retry.")
-    return passed(exercise, item["why"])
-
-
-def quick_feedback(answers: dict) -> dict[str, bool | None]:
-    """Feedback on several quick questions at once, without raising: ``answers`` maps
-    question keys to letters (``None`` = not answered yet). Prints one line per question;
-    returns ``{question: True | False | None}``."""
-    results = {}
-    for question in QUICK_QUESTIONS:
-        answer = answers.get(question)
-        if answer is None:
-            print(f"· Quick question {question}: not answered yet.")
-            results[question] = None
-            continue
-        try:
-            results[question] = check_quick_answer(question, answer)
-        except ExerciseError as error:
-            print(error)
-            results[question] = False
-    return results

@@ -207,6 +207,37 @@ QUESTIONS: dict[str, Question] = {
         "Divide the sum of squared deviations by n − 1, then take the square root.",
         tolerance=2e-4,
     ),
+    "B.A": Question(
+        "A nearest-neighbour baseline is trained on N good images whose feature maps have "
+        "h × w positions. How many vectors does its memory bank hold?",
+        "c",
+        "Every position of every training image is stored (PatchCore's coreset would keep a "
+        "fraction of them).",
+        "What does the baseline compare a test position with?",
+        ("N", "h · w", "N · h · w", "the number of channels"),
+    ),
+    "B.B": Question(
+        "STFPM uses an ImageNet-pretrained network as its teacher and never updates it. "
+        "Which distillation scheme is that?",
+        "a",
+        "The teacher is trained beforehand and frozen; online distillation trains teacher "
+        "and student together, self-distillation uses one network's own layers.",
+        "When was the teacher trained, and does it change while the student learns?",
+        ("offline", "online", "self-distillation"),
+    ),
+    "B.C": Question(
+        "Which family can segment defects without changing its method, because it scores "
+        "every position of a feature map?",
+        "b",
+        "Image-level one-class classifiers score a whole image; they segment only when "
+        "applied patch by patch (thesis §3.1).",
+        "Which of them gives one score per position rather than one per image?",
+        (
+            "OC-SVM on whole-image features",
+            "PaDiM-style per-position Gaussians",
+            "Deep-SVDD on whole images",
+        ),
+    ),
 }
 
 
@@ -273,6 +304,13 @@ def answer_markdown(key: str) -> str:
             ":::",
         ]
     )
+
+
+def chapter_label(notebook_stem: str) -> str:
+    """How exercises and quick checks of a notebook are numbered: ``06_stfpm`` → ``"6"``;
+    the interlude after chapter 2, ``02b_the_field``, → ``"B"`` (for Background)."""
+    prefix = notebook_stem.split("_")[0]
+    return "B" if prefix == "02b" else prefix.lstrip("0")
 
 
 def check_cell(key: str) -> str:
