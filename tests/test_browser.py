@@ -24,6 +24,7 @@ SITE_ENV = "STAD_SITE"
 NOT_PAGES = ("_static", "_sources", "_images", "_sphinx_design_static")
 # The tallest screenshot taken (pixels): long chapters are cut there.
 MAX_SCREENSHOT_HEIGHT = 16000
+COMMAND_TIMEOUT = 600  # seconds for one browser command (selenium's default: 120)
 
 pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
 
@@ -163,8 +164,11 @@ def browser():
         )
     except WebDriverException as error:
         pytest.skip(f"Headless Chromium did not start: {error.msg}")
-    driver.set_script_timeout(120)
-    driver.set_page_load_timeout(120)
+    # Generous limits: a long chapter on a busy 2-core machine is slow to lay out and to
+    # photograph, and a slow machine must not fail a correct book.
+    driver.command_executor.client_config.timeout = COMMAND_TIMEOUT
+    driver.set_script_timeout(COMMAND_TIMEOUT)
+    driver.set_page_load_timeout(COMMAND_TIMEOUT)
     yield driver
     driver.quit()
 
