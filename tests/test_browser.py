@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,7 +85,6 @@ class Page:
     screenshot: Path
     expected_exercises: int | None = None
     expected_solutions: int | None = None
-    notes: list[str] = field(default_factory=list)
 
     def raw_tex(self) -> list[str]:
         text = self.inspected["text"]
@@ -98,9 +97,6 @@ class Page:
             counts = Counter(m["desc"].strip() for m in PROGRESS_LINE.finditer(block))
             repeated.update({desc: n for desc, n in counts.items() if n > 1})
         return repeated
-
-    def progress_lines(self) -> int:
-        return sum(len(PROGRESS_LINE.findall(t)) for t in self.inspected["stderrTexts"])
 
 
 def source_notebook(page_name: str) -> Path | None:
