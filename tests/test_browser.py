@@ -72,6 +72,7 @@ Promise.all([mathjax || Promise.resolve(), ...images]).then(() => {
 
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\w*Error: ", re.MULTILINE)
+REDIRECT = re.compile(r'http-equiv="refresh" content="\d+; *url=(?P<target>[^"]+)"', re.I)
 PROGRESS_LINE = re.compile(r"^(?P<desc>[^\n:]*): +\d+%\|", re.MULTILINE)
 
 
@@ -169,11 +170,19 @@ def browser():
     driver.quit()
 
 
+def redirect_target(path: Path) -> str | None:
+    """Where a redirect page (the site's index.html) sends the reader, else None."""
+    found = REDIRECT.search(path.read_text(errors="replace")[:2000])
+    return found["target"] if found else None
+
+
 def html_pages(site: Path) -> list[str]:
+    """The site's pages, less redirects: a page that navigates away while the browser
+    inspects it would leave the inspection waiting for a page that is gone."""
     pages = [
         path.relative_to(site).as_posix()
         for path in sorted(site.rglob("*.html"))
-        if path.relative_to(site).parts[0] not in NOT_PAGES
+        if path.relative_to(site).parts[0] not in NOT_PAGES and not redirect_target(path)
     ]
     assert pages, f"no pages in {site}"
     return pages
@@ -220,6 +229,12 @@ def test_every_chapter_has_a_page(request):
     missing = [nb.stem for nb in sorted((REPO / "notebooks").glob("*.ipynb"))]
     missing = [stem for stem in missing if f"notebooks/{stem}.html" not in names]
     assert not missing, f"chapters without a page: {missing}"
+
+
+def test_the_front_page_leads_to_a_page_that_was_checked(site, pages):
+    target = redirect_target(site / "index.html")
+    assert target is not None, "index.html is not the redirect Jupyter Book writes"
+    assert target in {page.name for page in pages}
 
 
 def test_no_javascript_errors(pages):
