@@ -6,6 +6,9 @@ works from any test module.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from PIL import Image
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
@@ -59,3 +63,25 @@ def make_mvtec_tree(root: Path, seed: int = 0) -> Path:
 def mvtec_root(tmp_path: Path) -> Path:
     """A fresh tiny MVTec-layout dataset (alpha, beta=grayscale, gamma) in ``tmp_path``."""
     return make_mvtec_tree(tmp_path / "mvtec")
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """The strict book build into ``_build/html``, once per test session: warnings are
+    errors, every chapter executes (quick profile). Shared by tests/test_book.py and the
+    browser test, which therefore always looks at a fresh build and never builds twice
+    (pytest keeps a failed build's error for every later test that asks)."""
+    shutil.rmtree(REPO / "_build", ignore_errors=True)
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    env = {**os.environ, "STAD_PROFILE": "quick", "STAD_HEADLESS": "1"}
+    env.pop("MPLBACKEND", None)  # figures must render inline in the executed chapters
+    result = subprocess.run(
+        [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return REPO / "_build" / "html"

@@ -1,36 +1,12 @@
 """The whole book builds strictly from a clean _build: warnings are errors, every
-chapter is executed (quick profile) and errors in cells are fatal."""
+chapter is executed (quick profile) and errors in cells are fatal. The build is the
+session fixture ``built_book`` (conftest.py), shared with the browser test."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
-
-
-@pytest.fixture(scope="module")
-def built_book():
-    shutil.rmtree(REPO / "_build", ignore_errors=True)
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    env = {**os.environ, "STAD_PROFILE": "quick", "STAD_HEADLESS": "1"}
-    env.pop("MPLBACKEND", None)  # figures must render inline in the executed chapters
-    result = subprocess.run(
-        [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return REPO / "_build" / "html"
 
 
 def test_index_leads_to_the_introduction(built_book):

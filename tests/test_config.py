@@ -166,3 +166,47 @@ def test_data_root_without_stad_data(monkeypatch):
         assert data_root() == checkout
     else:
         assert data_root() == Path.home() / "stad_data"
+
+
+# -- progress bars ------------------------------------------------------------------------
+def run_headless_loop(monkeypatch, capsys, epochs=20, **options):
+    """A training-like loop over a headless progress bar; returns (stdout, stderr)."""
+    monkeypatch.setenv("STAD_HEADLESS", "1")
+    bar = config.progress_bar(range(epochs), desc="training STFPM", **options)
+    for epoch in bar:
+        bar.set_postfix({"loss": f"{1 / (epoch + 1):.4f}"})
+    bar.close()
+    return capsys.readouterr()
+
+
+def test_a_headless_progress_bar_writes_one_line_with_the_final_state(monkeypatch, capsys):
+    captured = run_headless_loop(monkeypatch, capsys)
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert "\r" not in captured.err
+    assert lines[0].startswith("training STFPM: 100%")
+    assert "20/20" in lines[0] and "loss=0.0500" in lines[0]
+
+
+def test_an_unfinished_headless_bar_reports_where_it_stopped(monkeypatch, capsys):
+    monkeypatch.setenv("STAD_HEADLESS", "1")
+    with config.progress_bar(total=100, desc="archive") as bar:
+        bar.update(30)
+        bar.update(20)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archive:  50%") and "50/100" in lines[0]
+
+
+def test_a_disabled_headless_progress_bar_writes_nothing(monkeypatch, capsys):
+    captured = run_headless_loop(monkeypatch, capsys, disable=True)
+    assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_a_live_notebook_keeps_tqdm_autos_bar(monkeypatch, value):
+    import tqdm.auto
+
+    monkeypatch.setenv("STAD_HEADLESS", value)
+    bar = config.progress_bar(range(2), disable=True)
+    assert type(bar) is tqdm.auto.tqdm
