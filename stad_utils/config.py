@@ -97,9 +97,12 @@ PROFILES: dict[str, Profile] = {
         epochs=100,
         batch_size=32,
         lr=0.4,
-        # Dense training of 3 scales × (teacher + 3 full-width students) on whole 256² images
-        # holds about 0.5 GB of activations per network and image: one image per step.
-        method_training={"uninformed_students": {"batch_size": 1}},
+        # Uninformed Students, measured (benchmarks/bench_full_costs.py, book/setup.md):
+        # dense training of 3 scales × 3 full-width students on a whole 256² image saves
+        # 5.8 GB of activations and costs 8.5 TFLOP, so one image per step (6.9 GB on the
+        # GPU), and 15 epochs instead of the paper's 100: 100 would take about 7.5 h on a
+        # T4, longer than a free Colab session; 15 take about 1.2 h.
+        method_training={"uninformed_students": {"batch_size": 1, "epochs": 15}},
     ),
 }
 
