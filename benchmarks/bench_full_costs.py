@@ -8,9 +8,10 @@ step of the Uninformed Students teachers' pre-training (chapter 3), this prints:
   counted with ``torch.utils.flop_counter.FlopCounterMode``;
 * activation memory per image: the bytes of the tensors autograd saves for the backward
   pass during one training step at batch 1 (``torch.autograd.graph.saved_tensors_hooks``;
-  parameters excluded). This is what grows with the batch size. With ``--rss`` the peak
-  resident memory of a real step at batch 1 and 2 (separate processes) is also measured,
-  and its difference printed as a cross-check (it also holds the gradients' temporaries).
+  parameters excluded). This is what grows with the batch size. With ``--rss``, real
+  steps at batch 1 and 4 (separate processes, Linux) measure how far the resident memory
+  rises during the step; the difference per image is a cross-check (it also holds the
+  backward pass's temporaries).
 
 FLOPs and saved tensors are counted on PyTorch's ``meta`` device (shapes only, no
 arithmetic), so the table takes seconds. The network weights are random: costs do not
@@ -178,21 +179,29 @@ def measure_teacher_step(p: int = 65, measured_batch: int = 4) -> dict:
     }
 
 
-def peak_rss_step(method_name: str, size: int, batch: int) -> float:
-    """Peak resident memory (GB) of a process that runs one real training step."""
+def step_rss_growth(method_name: str, size: int, batch: int) -> float:
+    """How far (MB) the resident memory of a fresh process rises above its level before
+    one real training step at ``batch``, at its peak during the step (Linux: the peak,
+    VmHWM, is reset through /proc/self/clear_refs just before the step)."""
     code = (
-        "import resource, sys, torch\n"
+        "import re, sys, torch\n"
         "sys.path.insert(0, 'benchmarks')\n"
         "from bench_full_costs import build\n"
+        "def status(key):\n"
+        "    text = open('/proc/self/status').read()\n"
+        "    return int(re.search(key + r':\\s+(\\d+)', text).group(1))\n"
         f"method, _ = build({method_name!r}, {size})\n"
         f"images = torch.rand({batch}, 3, {size}, {size})\n"
-        "method.train(); method.loss(images).backward()\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "method.train()\n"
+        "before = status('VmRSS')\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "method.loss(images).backward()\n"
+        "print(status('VmHWM') - before)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(result.stderr[-2000:])
-    return int(result.stdout.split()[-1]) / 2**20  # ru_maxrss is in KiB on Linux
+    return int(result.stdout.split()[-1]) / 1024  # kB -> MB
 
 
 def optimizer_copies(optimizer: str) -> int:
@@ -289,11 +298,11 @@ def main() -> None:
             f"{TEACHER_STEPS:,} steps |"
         )
     if args.rss is not None:
-        print("\n| method | peak RSS, batch 1 (GB) | batch 2 (GB) | difference (MB) |")
+        print("\n| method | RSS growth in one step, batch 1 (MB) | batch 4 (MB) | per image (MB) |")
         print("|---|---:|---:|---:|")
         for name in args.rss or METHODS[:-1]:
-            one, two = (peak_rss_step(name, args.size, b) for b in (1, 2))
-            print(f"| {name} | {one:.2f} | {two:.2f} | {1024 * (two - one):,.0f} |")
+            one, four = (step_rss_growth(name, args.size, b) for b in (1, 4))
+            print(f"| {name} | {one:,.0f} | {four:,.0f} | {(four - one) / 3:,.0f} |")
 
     print(
         f"\n## Estimates for a 16 GB T4 at {THROUGHPUT / 1e12:.0f} TFLOPS sustained "
