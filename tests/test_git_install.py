@@ -135,6 +135,9 @@ print(json.dumps(report))
 
 @pytest.fixture(scope="module")
 def fresh_install(tmp_path_factory):
+    inside = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=REPO, capture_output=True)
+    if inside.returncode:
+        pytest.skip("not a git checkout: there is no repository to install from")
     scratch = tmp_path_factory.mktemp("git_install")
     commit = commit_working_tree(scratch)
     clone = scratch / "clone.git"
