@@ -227,10 +227,8 @@ def training_hours(row: dict, epochs: int | None = None) -> float:
 def estimate(rows: dict, teacher_rows: list[dict]) -> list[tuple[str, float, float, str]]:
     """Per chapter: (chapter, GB, hours, what runs) on a T4 at THROUGHPUT."""
     teacher_hours = [TEACHER_STEPS * t["train_flops"] / THROUGHPUT / 3600 for t in teacher_rows]
-    teacher_gb = [
-        CUDA_CONTEXT_GB + (4 * 4 * t["trainable"] + t["activation_bytes"]) / 1e9
-        for t in teacher_rows
-    ]
+    # a teacher step is one batch of 64 triplets, trained with Adam
+    teacher_gb = [training_memory_gb({**t, "optimizer": "adam"}, batch=1) for t in teacher_rows]
 
     def mem(*names):
         return max(training_memory_gb(rows[n], rows[n]["batch_size"]) for n in names)
