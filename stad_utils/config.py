@@ -10,10 +10,15 @@ Every notebook runs at one of two scales (DESIGN.md §3):
 ``auto`` (the default) picks ``full`` where CUDA is available and ``quick`` elsewhere.
 The environment variable ``STAD_PROFILE`` overrides it, so papermill, Jupyter Book and
 Colab all run the same notebook file.
+
+``STAD_PROFILE_OVERRIDES`` (an expert and rehearsal knob) changes fields of the chosen
+profile, e.g. ``{"image_size": 64, "epochs": 1}``: the test suite rehearses the full
+profile's code paths on a CPU with it (``tests/test_full_rehearsal.py``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +30,8 @@ import tqdm.auto
 import tqdm.std
 
 PROFILE_NAMES = ("quick", "full")
+#: JSON object of Profile field changes that get_profile applies (see profile_overrides).
+OVERRIDES_ENV = "STAD_PROFILE_OVERRIDES"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ class Profile:
     # per method: epochs, batch_size or lr that differ from the above (a method's own
     # optimizer and weight decay are Method.training_defaults)
     method_training: dict = field(default_factory=dict)
+    # the fields STAD_PROFILE_OVERRIDES changed (describe() names them)
+    overrides: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,9 +99,12 @@ PROFILES: dict[str, Profile] = {
         epochs=100,
         batch_size=32,
         lr=0.4,
-        # Dense training of 3 scales × (teacher + 3 full-width students) on whole 256² images
-        # holds about 0.5 GB of activations per network and image: one image per step.
-        method_training={"uninformed_students": {"batch_size": 1}},
+        # Uninformed Students, measured (benchmarks/bench_full_costs.py, book/setup.md):
+        # dense training of 3 scales × 3 full-width students on a whole 256² image saves
+        # 5.8 GB of activations and costs 8.5 TFLOP, so one image per step (6.9 GB on the
+        # GPU), and 15 epochs instead of the paper's 100: 100 would take about 7.5 h on a
+        # T4, longer than a free Colab session; 15 take about 1.2 h.
+        method_training={"uninformed_students": {"batch_size": 1, "epochs": 15}},
     ),
 }
 
@@ -116,8 +128,81 @@ def resolve_profile_name(name: str | None = None) -> str:
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The :class:`Profile` for ``name`` (or ``STAD_PROFILE``, or ``auto``)."""
-    return PROFILES[resolve_profile_name(name)]
+    """The :class:`Profile` for ``name`` (or ``STAD_PROFILE``, or ``auto``), with the
+    changes of ``STAD_PROFILE_OVERRIDES`` applied (see :func:`profile_overrides`)."""
+    return apply_overrides(PROFILES[resolve_profile_name(name)], profile_overrides())
+
+
+# Fields an override may not change: the name says which profile's code paths run.
+_FIXED_FIELDS = ("name", "overrides")
+_PER_METHOD_FIELDS = ("method_options", "method_training")
+
+
+def profile_overrides() -> dict:
+    """The profile changes asked for in ``STAD_PROFILE_OVERRIDES`` (``{}`` when unset).
+
+    An expert and rehearsal knob: a JSON object of :class:`Profile` fields, e.g.
+    ``{"image_size": 64, "epochs": 1, "method_training": {"uninformed_students":
+    {"epochs": 1}}}``. ``method_options`` and ``method_training`` are per method and are
+    merged into the profile's own (a method's other settings stay). It applies to
+    whichever profile is chosen, so a run keeps the profile's code paths (dataset,
+    backbone, methods) at a smaller budget.
+    """
+    text = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not text:
+        return {}
+    example = """'{"image_size": 64, "epochs": 1}'"""
+    try:
+        changes = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{OVERRIDES_ENV} is not valid JSON ({error}): give an object of profile "
+            f"fields, e.g. {example}, or unset it."
+        ) from None
+    if not isinstance(changes, dict):
+        raise ValueError(f"{OVERRIDES_ENV} must be a JSON object, e.g. {example}; got {text!r}.")
+    _check_overrides(changes)
+    return changes
+
+
+def _check_overrides(changes: dict) -> None:
+    """Fail clearly on an unknown field or a value of the wrong type."""
+    reference = PROFILES["full"]
+    allowed = [f for f in reference.to_dict() if f not in _FIXED_FIELDS]
+    for key, value in changes.items():
+        if key not in allowed:
+            raise ValueError(
+                f"{OVERRIDES_ENV} cannot change {key!r}: it may change {', '.join(allowed)}."
+            )
+        if key in _PER_METHOD_FIELDS:
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise ValueError(
+                    f"{OVERRIDES_ENV}: {key!r} is per method, e.g. "
+                    f'{{"{key}": {{"uninformed_students": {{"epochs": 1}}}}}}; got {value!r}.'
+                )
+            continue
+        current = getattr(reference, key)
+        kinds = (int, float) if isinstance(current, float) else (type(current),)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = {int: "an integer", float: "a number", str: "a string"}[type(current)]
+            raise ValueError(
+                f"{OVERRIDES_ENV}: {key!r} must be {kind} (like {current!r}); got {value!r}."
+            )
+
+
+def apply_overrides(profile: Profile, changes: dict) -> Profile:
+    """``profile`` with ``changes`` (from :func:`profile_overrides`) applied; the same
+    object when there are none."""
+    if not changes:
+        return profile
+    values = dict(changes)
+    for key in _PER_METHOD_FIELDS:
+        if key in values:
+            merged = {method: dict(options) for method, options in getattr(profile, key).items()}
+            for method, options in values[key].items():
+                merged[method] = {**merged.get(method, {}), **options}
+            values[key] = merged
+    return replace(profile, **values, overrides=tuple(sorted(changes)))
 
 
 def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.device:
@@ -182,12 +267,16 @@ def data_root() -> Path:
 
 
 def describe(profile: Profile, device: torch.device) -> str:
-    """One line for the top of a notebook: profile, dataset, backbone, device."""
-    return (
+    """One line for the top of a notebook: profile, dataset, backbone, device (and the
+    fields ``STAD_PROFILE_OVERRIDES`` changed, if any)."""
+    line = (
         f"Profile: {profile.name} | dataset: {profile.dataset}/{profile.category} | "
         f"backbone: {profile.backbone} | image size: {profile.image_size} | "
         f"device: {device.type}"
     )
+    if profile.overrides:
+        line += f" | changed by {OVERRIDES_ENV}: {', '.join(profile.overrides)}"
+    return line
 
 
 def _headless() -> bool:

@@ -1,4 +1,5 @@
-"""Run a chapter with papermill in the quick profile and read back what it recorded.
+"""Run a chapter with papermill (in the quick profile unless told) and read back what it
+recorded.
 
 Chapters record their results with ``myst_nb.glue(name, value, display=False)``; the
 book can then quote them, and the tests assert on them here.
@@ -16,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 
 
-def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
-    """Execute ``notebooks/<name>.ipynb`` in the quick profile; return its glued values.
+def run_chapter(name: str, out_dir: Path, profile: str = "quick", **parameters) -> dict:
+    """Execute ``notebooks/<name>.ipynb`` in ``profile``; return its glued values.
 
     The executed copy is written to ``out_dir`` (inspect it when a test fails).
     """
@@ -26,7 +27,7 @@ def run_chapter(name: str, out_dir: Path, **parameters) -> dict:
     source = NOTEBOOKS / f"{name}.ipynb"
     target = Path(out_dir) / f"{name}.ipynb"
     env_before = os.environ.get("STAD_PROFILE")
-    os.environ["STAD_PROFILE"] = "quick"
+    os.environ["STAD_PROFILE"] = profile
     # A non-interactive backend inherited from the shell (e.g. MPLBACKEND=Agg) would
     # stop the kernel from displaying figures; let ipykernel choose its inline one.
     os.environ.pop("MPLBACKEND", None)
