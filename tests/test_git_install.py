@@ -73,7 +73,7 @@ def chapter_import_lines() -> dict[str, str]:
 
 # Runs inside the fresh environment; prints a JSON report.
 CHECK = r"""
-import importlib, importlib.metadata as md, json, re, sys
+import ast, importlib, importlib.metadata as md, json, re, sys
 from pathlib import Path
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -122,7 +122,18 @@ while todo:
 declared_names = {name for name, _ in declared}
 providers = md.packages_distributions()
 stdlib = set(sys.stdlib_module_names)
-loaded = {m.split(".")[0] for m in list(sys.modules)} - stdlib - {"stad_utils", "__main__"}
+# what the package and the chapters import themselves (a library's own optional imports,
+# e.g. httpcore trying trio when it happens to be installed, are that library's business)
+named = set()
+sources = [p.read_text() for p in Path(stad_utils.__file__).parent.rglob("*.py")]
+for code in [*sources, *chapters.values()]:
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            named |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            named.add(node.module.split(".")[0])
+loaded = {m.split(".")[0] for m in list(sys.modules)} & named
+loaded -= stdlib | {"stad_utils", "__main__"}
 undeclared = {}
 for module in sorted(loaded):
     dists = {norm(d) for d in providers.get(module, [])}
