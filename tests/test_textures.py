@@ -375,18 +375,20 @@ def test_a_manifest_of_the_previous_format_is_still_ours(copy_of_generated, gene
     assert _files(copy_of_generated) == _files(generated)
 
 
-def test_data_command_refuses_a_foreign_folder(tmp_path):
+def test_data_command_refuses_a_foreign_folder(tmp_path, capsys):
+    """The command line reports the refusal as one message (exit 1), folder untouched."""
     from stad_utils.__main__ import main
 
     folder = tmp_path / "dataset"
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    with pytest.raises(textures.TexturesFolderError):
-        main(["data", "--root", str(folder)])
+    assert main(["data", "--root", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err and "Traceback" not in err
     assert _listing(folder) == {"notes.txt": b"mine"}
 
 
-def test_bench_dry_run_refuses_a_foreign_textures_folder(tmp_path, monkeypatch):
+def test_bench_dry_run_refuses_a_foreign_textures_folder(tmp_path, monkeypatch, capsys):
     from stad_utils.__main__ import main
 
     monkeypatch.setenv("STAD_DATA", str(tmp_path))
@@ -395,6 +397,6 @@ def test_bench_dry_run_refuses_a_foreign_textures_folder(tmp_path, monkeypatch):
     (foreign / "brick").mkdir(parents=True)
     (foreign / "README").write_text("not generated")
     before = _listing(foreign)
-    with pytest.raises(textures.TexturesFolderError, match="nothing was changed"):
-        main(["bench", "--dry-run", "--out", str(tmp_path / "sweep")])
+    assert main(["bench", "--dry-run", "--out", str(tmp_path / "sweep")]) == 1
+    assert "nothing was changed" in capsys.readouterr().err
     assert _listing(foreign) == before
