@@ -502,7 +502,10 @@ def run_sweep(
         record["versions"] = {**_versions(), **(record.get("versions") or {})}
         record["config"] = asdict(config)
         record["job"] = job.to_dict()
-        record["wall_seconds"] = seconds
+        # the run's whole time when it was computed: a run loaded from the store of trained
+        # models, or resumed after an interruption, reports its own (``run_seconds``)
+        record["wall_seconds"] = record.get("run_seconds") or seconds
+        record["session_seconds"] = seconds
         record["finished_at"] = _now()
         _write_json(runs / f"{job.key}.json", record)
         (runs / f"{job.key}.error.json").unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from .config import get_profile, pick_device
 from .data import load_splits
 from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
-from .train import TrainConfig
+from .train import TrainConfig, TrainHistory
 
 ENSEMBLES = ("fvv", "uninformed_students")  # methods whose ensemble size the profile sets
 
@@ -182,22 +182,85 @@ def evaluate_method(
     return report, metrics, maps
 
 
-def run(config: RunConfig) -> dict:
-    """Train, evaluate and (if ``config.out``) save one method on one category."""
+@dataclass
+class TrainedRun:
+    """What :func:`train_and_evaluate` returns."""
+
+    method: Method
+    report: dict  # the flat report (DESIGN.md §8) with the configuration and history
+    metrics: MetricsReport
+    maps: np.ndarray  # the test set's anomaly maps (N, H, W)
+    history: TrainHistory | None
+    from_store: bool  # loaded from the store of trained models, not trained now
+
+
+def train_and_evaluate(
+    config: RunConfig, device: str | torch.device | None = None, store: bool = True, splits=None
+) -> TrainedRun:
+    """Configure, build, train and evaluate one method on one category: the one sequence
+    the command line, the benchmarks and the chapters share.
+
+    With ``store`` the run is looked up in the store of trained models
+    (:mod:`stad_utils.store`) first: a run trained before with the same settings is loaded
+    instead of trained again, and an interrupted one resumes from its checkpoint there.
+    ``splits`` = (train, validation, test) datasets already loaded for this configuration.
+    """
+    from .store import StoreEntry
+
+    started = time.perf_counter()
     config = config.resolved()
-    device = pick_device(config.device)
-    train_set, val_set, test_set = load_splits(
+    device = device if isinstance(device, torch.device) else pick_device(device or config.device)
+    train_set, val_set, test_set = splits or load_splits(
         config.data, config.category, config.image_size, config.seed
     )
+    entry = StoreEntry(config, device) if store else None
+    if entry is not None and entry.complete:
+        method, report, maps, scores = entry.load(device)
+        metrics = evaluate(maps, test_set.masks(), test_set.labels, scores)
+        history = (
+            TrainHistory(**_history_fields(report["history"])) if "history" in report else None
+        )
+        method.history = history
+        return TrainedRun(method, {**report, "from_store": True}, metrics, maps, history, True)
+    train_config = config.train_config(device)
+    resumed_seconds = 0.0
+    if entry is not None:
+        entry.begin()
+        train_config.checkpoint_dir = str(entry.checkpoint_dir)
+        resumed_seconds = entry.resumed_seconds()  # spent before an interruption
     method = config.build_method()
-    history = method.fit(train_set, val_set, config.train_config(device))
+    history = method.fit(train_set, val_set, train_config)
     report, metrics, maps = evaluate_method(method, test_set, config, device, history)
+    # the whole run (data, training, statistics, evaluation), interrupted parts included
+    report["run_seconds"] = time.perf_counter() - started + resumed_seconds
+    report["resumed"] = resumed_seconds > 0
+    if entry is not None:
+        report["store_key"] = entry.key
+        entry.save(method, report, maps, metrics.image_scores)
+    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False)
+
+
+def _history_fields(saved: dict) -> dict:
+    """A saved ``TrainHistory.to_dict()`` without its derived keys."""
+    return {k: v for k, v in saved.items() if k in TrainHistory.__dataclass_fields__}
+
+
+def run(config: RunConfig, store: bool = True) -> dict:
+    """Train (or load from the store), evaluate and (if ``config.out``) save one method on
+    one category."""
+    config = config.resolved()
+    trained = train_and_evaluate(config, store=store)
+    method, history, report = trained.method, trained.history, trained.report
+    metrics, maps = trained.metrics, trained.maps
     if config.out:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
         method.save(out / "model.pt")
         (out / "report.json").write_text(json.dumps(report, indent=2))
         if config.figures:
+            _, _, test_set = load_splits(
+                config.data, config.category, config.image_size, config.seed
+            )
             save_figures(out / "figures", method, history, test_set, maps, metrics)
     return report
 
