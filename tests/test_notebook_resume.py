@@ -79,11 +79,12 @@ def test_an_interrupted_chapter_resumes_to_the_uninterrupted_result(tmp_path, mo
     assert epoch < EPOCHS - 1
 
     monkeypatch.setenv("STAD_DATA", str(interrupted))
-    resumed = run_chapter("06_stfpm", tmp_path / "resumed", EPOCHS=EPOCHS)
+    resumed = run_chapter("06_stfpm", tmp_path, EPOCHS=EPOCHS)
     report = json.loads((entry / "report.json").read_text())
     assert report["resumed"] is True  # it went on from the checkpoint, not from epoch 1
     assert len(report["history"]["loss"]) == EPOCHS
 
     monkeypatch.setenv("STAD_DATA", str(data_folder(tmp_path / "uninterrupted")))
-    uninterrupted = run_chapter("06_stfpm", tmp_path / "uninterrupted_run", EPOCHS=EPOCHS)
+    (tmp_path / "again").mkdir()
+    uninterrupted = run_chapter("06_stfpm", tmp_path / "again", EPOCHS=EPOCHS)
     assert {k: resumed[k] for k in COMPARED} == {k: uninterrupted[k] for k in COMPARED}
