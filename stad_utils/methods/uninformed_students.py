@@ -204,13 +204,15 @@ class UninformedStudents(Method):
         from .patch_teacher import load_teacher, pretrain_teacher
 
         o = self.options
-        folder = Path(o["teacher_dir"]) if o["teacher_dir"] else data_root() / "teachers"
         for index, p in enumerate(self.scales):
-            path = folder / (
-                f"teacher_p{p}_w{o['width']:g}_{o['backbone']}_steps{o['teacher_steps']}"
-                f"_seed{o['teacher_seed']}"
-                + (_folder_tag(o["teacher_images"]) if o["teacher_images"] else "")
-                + ".pt"
+            path = teacher_cache_path(
+                p,
+                o["width"],
+                o["backbone"],
+                o["teacher_steps"],
+                o["teacher_seed"],
+                o["teacher_images"],
+                o["teacher_dir"],
             )
             if not path.exists():
                 pretrain_teacher(
@@ -365,6 +367,23 @@ class UninformedStudents(Method):
             if p in self.use_scales
         ]
         return torch.stack(scores).mean(dim=0)
+
+
+def teacher_cache_path(
+    p: int,
+    width: float,
+    backbone: str,
+    steps: int,
+    seed: int,
+    images: str | None = None,
+    folder: str | None = None,
+) -> Path:
+    """Where the teacher pre-trained with these settings is kept (``folder``, default
+    ``<data root>/teachers``): chapter 3 leaves the teacher it trains there, and the method
+    reuses it."""
+    folder = Path(folder) if folder else data_root() / "teachers"
+    tag = _folder_tag(images) if images else ""
+    return folder / f"teacher_p{p}_w{width:g}_{backbone}_steps{steps}_seed{seed}{tag}.pt"
 
 
 def _folder_tag(folder: str) -> str:
