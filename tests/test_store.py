@@ -174,3 +174,29 @@ def test_the_store_entry_records_its_settings(data_dir):
     assert entry.settings["epochs"] == 2
     assert entry.settings["data_fingerprint"]
     assert not entry.checkpoint_dir.exists()  # the finished run lives in model.pt
+
+
+@pytest.mark.parametrize(
+    ("method", "chapter_options"),
+    [
+        ("uninformed_students", {"scales": (17, 33, 65)}),  # chapter 5
+        ("stfpm", {}),  # chapters 6, 7, 8
+        ("fvv", {"num_students": 3}),  # chapters 7, 8
+        ("simple_student", {"inner": [16, 16, 32]}),  # chapters 7, 8
+    ],
+)
+def test_the_sweep_finds_the_runs_the_chapters_trained(data_dir, method, chapter_options):
+    from stad_utils.bench import BenchJob, Sweep
+
+    chapter = RunConfig(
+        method=method,
+        data=str(data_dir),
+        category="alpha",
+        profile="quick",
+        seed=42,
+        device="cpu",
+        method_options=chapter_options,
+    )
+    sweep = Sweep(data=data_dir, out=data_dir / "bench", profile="quick", keep_models=True)
+    swept = sweep.run_config(BenchJob(method, "alpha", 42))
+    assert key_of(swept) == key_of(chapter)
