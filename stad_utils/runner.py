@@ -8,7 +8,8 @@ An output folder holds::
 
     DIR/report.json      flat metrics + timings + the full configuration
     DIR/model.pt         the trained method (``Method.load``)
-    DIR/checkpoint/      the training checkpoint (an interrupted run resumes from it)
+    DIR/checkpoint/      the training checkpoint without the store (``train_and_evaluate``
+                         keeps it in the store entry); an interrupted run resumes from it
     DIR/figures/*.png    loss curve, ROC/PRO curves, score histogram, example maps
 """
 
