@@ -13,7 +13,13 @@ import torch
 
 from stad_utils.config import pick_device
 from stad_utils.data import TEXTURE_CATEGORIES, ensure_textures, load_splits
-from stad_utils.runner import COMPARISON_COLUMNS, RunConfig, comparison_table, evaluate_method
+from stad_utils.runner import (
+    COMPARISON_COLUMNS,
+    RunConfig,
+    comparison_table,
+    evaluate_method,
+    train_and_evaluate,
+)
 
 
 def reports_for(category: str, epochs: int | None) -> dict[str, dict]:
@@ -25,9 +31,11 @@ def reports_for(category: str, epochs: int | None) -> dict[str, dict]:
             method=method, data=root, category=category, profile="quick", epochs=epochs
         ).resolved()
         train_set, val_set, test_set = load_splits(root, category, config.image_size, config.seed)
-        model = config.build_method()
-        history = model.fit(train_set, val_set, config.train_config(device))
-        reports[label] = evaluate_method(model, test_set, config, device, history)[0]
+        # trained afresh (store=False): a benchmark measures the training, too
+        trained = train_and_evaluate(
+            config, device, store=False, splits=(train_set, val_set, test_set)
+        )
+        model, history, reports[label] = trained.method, trained.history, trained.report
         if method == "fvv":
             model.scoring = "variance"
             reports["FVV, variance only"] = evaluate_method(
