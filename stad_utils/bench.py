@@ -504,15 +504,18 @@ def run_sweep(
         record["versions"] = {**_versions(), **(record.get("versions") or {})}
         record["config"] = asdict(config)
         record["job"] = job.to_dict()
-        # A resumed run (after an interruption) trained its first epochs in an earlier
-        # session: its wall time adds that training time, so that it is never shorter than
-        # train_seconds; this session's own wall time is kept beside it.
+        # A run's whole time: a run loaded from the store of trained models or resumed after
+        # an interruption reports its own (``run_seconds``, earlier sessions' training
+        # included). Without it, a resumed run adds its earlier sessions' training to this
+        # session's wall time, so that it is never shorter than train_seconds.
         history = record.get("history") or {}
         resumed_from = history.get("resumed_from_epoch")
         earlier = (history.get("seconds") or 0.0) - (history.get("session_seconds") or 0.0)
         record["resumed_from_epoch"] = resumed_from
         record["session_wall_seconds"] = seconds
-        record["wall_seconds"] = seconds + (max(earlier, 0.0) if resumed_from else 0.0)
+        record["wall_seconds"] = record.get("run_seconds") or (
+            seconds + (max(earlier, 0.0) if resumed_from else 0.0)
+        )
         record["finished_at"] = _now()
         _write_json(runs / f"{job.key}.json", record)
         (runs / f"{job.key}.error.json").unlink(missing_ok=True)

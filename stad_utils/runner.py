@@ -8,7 +8,8 @@ An output folder holds::
 
     DIR/report.json      flat metrics + timings + the full configuration
     DIR/model.pt         the trained method (``Method.load``)
-    DIR/checkpoint/      the training checkpoint (an interrupted run resumes from it)
+    DIR/checkpoint/      the training checkpoint without the store (``train_and_evaluate``
+                         keeps it in the store entry); an interrupted run resumes from it
     DIR/figures/*.png    loss curve, ROC/PRO curves, score histogram, example maps
 """
 
@@ -35,7 +36,7 @@ from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
 from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
-from .train import TrainConfig, identity_differences
+from .train import TrainConfig, TrainHistory, identity_differences
 
 IMAGE_SIZES = (32, 1024)  # the accepted --image-size range (pixels)
 # What `fit --overwrite` may replace in an output folder: the tool's own files only.
@@ -401,14 +402,38 @@ def evaluate_method(
     the oracles (:mod:`stad_utils.thresholds`); ``threshold_rule`` names the one behind
     the headline ``threshold``, ``dice`` and false counts. Every rule is recorded in
     ``report["thresholds"]`` with its source."""
-    masks = test_set.masks()  # also decodes and caches the test images before timing
+    test_set.masks()  # decodes and caches the test images before timing
     maps, scores, seconds_per_image = predict_timed(method, test_set)
+    metrics = score(method, maps, scores, test_set, val_set, threshold_rule, false_alarm_rate)
+    extra = {
+        "train_seconds": history.seconds if history else None,
+        "train_images_per_second": history.images_per_second if history else None,
+        "predict_seconds_per_image": seconds_per_image,
+        "device": device.type,
+    }
+    report = {**flat_report(config, metrics, method, extra), **threshold_fields(metrics)}
+    if history is not None:
+        report["history"] = history.to_dict()
+    return report, metrics, maps
+
+
+def score(
+    method: Method,
+    maps,
+    scores,
+    test_set,
+    val_set=None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+) -> MetricsReport:
+    """The metrics of a test set's anomaly ``maps`` (N, H, W) and image ``scores`` (N,),
+    with the label-free thresholds fitted on ``val_set``'s good images (predicted here)."""
     val_maps = val_scores = None
     if val_set is not None and len(val_set) > 0:
         val_maps, val_scores = method.predict(val_set)
-    metrics = evaluate(
+    return evaluate(
         maps,
-        masks,
+        test_set.masks(),
         test_set.labels,
         scores,
         validation_maps=val_maps,
@@ -416,55 +441,93 @@ def evaluate_method(
         threshold_rule=threshold_rule,
         false_alarm_rate=false_alarm_rate,
     )
-    extra = {
-        "train_seconds": history.seconds if history else None,
-        "train_images_per_second": history.images_per_second if history else None,
-        "predict_seconds_per_image": seconds_per_image,
-        "device": device.type,
-    }
-    report = flat_report(config, metrics, method, extra)
-    report["threshold_rule"] = metrics.threshold_rule
-    report["thresholds"] = {
-        name: {key: _plain(value) for key, value in rule.items()}
-        for name, rule in metrics.thresholds.items()
-    }
-    if history is not None:
-        report["history"] = history.to_dict()
-    return report, metrics, maps
 
 
-def run(
+def threshold_fields(metrics: MetricsReport) -> dict:
+    """A report's record of its thresholds: the headline rule and every rule's numbers."""
+    return {
+        "threshold_rule": metrics.threshold_rule,
+        "thresholds": {
+            name: {key: _plain(value) for key, value in rule.items()}
+            for name, rule in metrics.thresholds.items()
+        },
+    }
+
+
+@dataclass
+class TrainedRun:
+    """What :func:`train_and_evaluate` returns."""
+
+    method: Method
+    report: dict  # the flat report (DESIGN.md §8) with the configuration and history
+    metrics: MetricsReport | None  # None when the test set cannot be scored
+    maps: np.ndarray | None  # the test set's anomaly maps (N, H, W)
+    history: TrainHistory | None
+    from_store: bool  # loaded from the store of trained models, not trained now
+
+
+def train_and_evaluate(
     config: RunConfig,
-    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    store: bool = True,
+    splits=None,
+    *,
     threshold_rule: str = "image_f1_oracle",
     false_alarm_rate: float = 0.05,
-) -> dict:
-    """Train, evaluate and (if ``config.out``) save one method on one category.
+    checkpoint_dir: str | Path | None = None,
+) -> TrainedRun:
+    """Configure, build, train and evaluate one method on one category: the one sequence
+    the command line, the benchmarks and the chapters share.
 
-    Everything is checked before training: the settings, the method options, the output
-    folder (it holds this run or nothing; ``overwrite`` replaces another run's files) and
-    the whole test set. A test set that cannot be scored still gives a trained, saved
-    model and a report whose metrics are ``None``, with ``metrics_missing_reason``."""
+    The settings are validated first (:meth:`RunConfig.validate`). With ``store`` the run
+    is looked up in the store of trained models (:mod:`stad_utils.store`): a run trained
+    before with the same settings is loaded instead of trained again, and an interrupted
+    one resumes from its checkpoint (in the store, or in ``checkpoint_dir`` if given).
+    ``splits`` = (train, validation, test) datasets already loaded for this configuration.
+    A test set that cannot be scored (:func:`test_set_problem`) still gives a trained
+    model, and a report whose metrics are ``None`` with ``metrics_missing_reason``.
+    Thresholds: every rule is recorded (``report["thresholds"]``); ``threshold_rule``
+    names the headline one, ``false_alarm_rate`` tunes the label-free one.
+    """
+    from .store import StoreEntry
+
+    started = time.perf_counter()
     config = config.resolved()
     config.validate()
-    device = pick_device(config.device)
-    train_set, val_set, test_set = load_splits(
+    device = device if isinstance(device, torch.device) else pick_device(device or config.device)
+    train_set, val_set, test_set = splits or load_splits(
         config.data, config.category, config.image_size, config.seed
     )
-    identity = run_identity(config)
-    if config.out:
-        check_out_folder(Path(config.out), identity, config.epochs, overwrite)
+    entry = StoreEntry(config, device) if store else None
+    if entry is not None and entry.complete:
+        method, report, maps, scores = entry.load(device)
+        history = (
+            TrainHistory(**_history_fields(report["history"])) if "history" in report else None
+        )
+        method.history = history
+        metrics = score(method, maps, scores, test_set, val_set, threshold_rule, false_alarm_rate)
+        report = {**report, **_metric_fields(metrics), **threshold_fields(metrics)}
+        return TrainedRun(method, {**report, "from_store": True}, metrics, maps, history, True)
     problem = test_set_problem(test_set)
     if problem:
         print(
-            f"warning: {problem}. The model is trained and saved; its report has no metrics.",
+            f"warning: {problem}. The model is trained; its report has no metrics.",
             file=sys.stderr,
         )
-    method = config.build_method()
+    identity = run_identity(config)
     train_config = replace(
         config.train_config(device),
         identity={k: identity[k] for k in ("data", "data_fingerprint", "category", "image_size")},
     )
+    resumed_seconds = 0.0
+    if entry is not None:
+        entry.begin()
+        train_config.checkpoint_dir = str(entry.checkpoint_dir)
+    if checkpoint_dir is not None:  # the command line keeps it in OUT/checkpoint
+        train_config.checkpoint_dir = str(checkpoint_dir)
+    if train_config.checkpoint_dir:
+        resumed_seconds = checkpoint_seconds(Path(train_config.checkpoint_dir) / "last.pt")
+    method = config.build_method()
     history = method.fit(train_set, val_set, train_config)
     if problem:
         extra = {
@@ -483,10 +546,70 @@ def run(
         )
     report["resumed_from_epoch"] = history.resumed_from_epoch
     report["run_identity"] = identity
+    # the whole run (data, training, statistics, evaluation), interrupted parts included
+    report["run_seconds"] = time.perf_counter() - started + resumed_seconds
+    report["resumed"] = history.resumed_from_epoch is not None
+    if entry is not None and metrics is not None:
+        report["store_key"] = entry.key
+        entry.save(method, report, maps, metrics.image_scores)
+    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False)
+
+
+def _history_fields(saved: dict) -> dict:
+    """A saved ``TrainHistory.to_dict()`` without its derived keys."""
+    return {k: v for k, v in saved.items() if k in TrainHistory.__dataclass_fields__}
+
+
+def _metric_fields(metrics: MetricsReport) -> dict:
+    return {key: _plain(value) for key, value in metrics.to_dict().items()}
+
+
+def checkpoint_seconds(path: Path) -> float:
+    """Training seconds already spent by an interrupted run (0 without a checkpoint)."""
+    if not path.exists():
+        return 0.0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return float(state["history"]["seconds"])
+    except Exception:  # an unreadable checkpoint: fit says what is wrong with it
+        return 0.0
+
+
+def run(
+    config: RunConfig,
+    overwrite: bool = False,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+    store: bool = True,
+) -> dict:
+    """Train (or load from the store), evaluate and (if ``config.out``) save one method on
+    one category.
+
+    Everything is checked before training: the settings, the method options, the output
+    folder (it holds this run or nothing; ``overwrite`` replaces another run's files) and
+    the whole test set. The training checkpoint lives in ``OUT/checkpoint``, so the same
+    command resumes an interrupted run."""
+    config = config.resolved()
+    config.validate()
+    out = Path(config.out) if config.out else None
+    if out is not None:
+        check_out_folder(out, run_identity(config), config.epochs, overwrite)
+    trained = train_and_evaluate(
+        config,
+        store=store,
+        threshold_rule=threshold_rule,
+        false_alarm_rate=false_alarm_rate,
+        checkpoint_dir=out / "checkpoint" if out is not None else None,
+    )
+    method, history, report = trained.method, trained.history, trained.report
+    metrics, maps = trained.metrics, trained.maps
     if config.out:
         out = Path(config.out)
         written = [method.save(out / "model.pt"), out / "checkpoint" / "last.pt"]
         if config.figures:
+            _, _, test_set = load_splits(
+                config.data, config.category, config.image_size, config.seed
+            )
             written += save_figures(out / "figures", method, history, test_set, maps, metrics)
         written.append(write_json(out / "report.json", report))  # last: the run is complete
         if overwrite:

@@ -98,3 +98,34 @@ def test_save_and_load_teacher(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(patches), teacher.network(patches))
     assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_chapter_3s_teacher_is_the_one_the_method_would_pretrain():
+    """Chapter 3 trains its teacher step by step and leaves it in the cache of pre-trained
+    teachers (``teacher_cache_path``); that is right only if ``pretrain_teacher`` trains
+    the same network from the same settings, whatever the global random state."""
+    from stad_utils.data.patches import NATURAL_PHOTOS, load_photos
+    from stad_utils.methods.patch_teacher import pretrain_teacher
+
+    torch.manual_seed(12345)  # the chapter has drawn random numbers before
+    triplets = TripletPatches(17, load_photos(NATURAL_PHOTOS), length=64 * 2, seed=0)
+    chapter = PatchTeacher(p=17, backbone="efficientnet_lite0", target_size=64, width=0.125, seed=0)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=64,
+        lr=2e-4,
+        weight_decay=1e-5,
+        optimizer="adam",
+        seed=0,
+        device="cpu",
+        channels_last=False,
+        select_on_validation=False,
+        progress=False,
+    )
+    fit(chapter, triplets, None, config)
+    torch.manual_seed(999)
+    method = pretrain_teacher(
+        17, "efficientnet_lite0", width=0.125, steps=2, seed=0, progress=False
+    )
+    for key, value in chapter.network.state_dict().items():
+        assert torch.equal(value, method.network.state_dict()[key]), key

@@ -48,6 +48,24 @@ def test_windows_cut_from_the_padded_image_give_the_whole_image_descriptors():
                 assert torch.allclose(inner[b], expected, atol=1e-5)
 
 
+def test_selection_with_windows_is_the_whole_image_error_in_the_central_window():
+    torch.manual_seed(2)
+    images = torch.rand(2, 3, SIZE, SIZE)
+    method = _method(crop_size=12)
+    whole_method = _method()  # no crop size: selection on the whole images
+    whole_method.load_state_dict(method.state_dict())
+    for index, teacher in enumerate(method.teachers):
+        mean, std = descriptor_statistics(DenseExtractor(teacher)(images).detach())
+        for m in (method, whole_method):
+            m.descriptor_mean[index], m.descriptor_std[index] = mean, std
+    with torch.no_grad():
+        windowed = method.selection_map(images)
+        whole = whole_method.selection_map(images)
+    top = (SIZE - 12) // 2
+    assert windowed.shape == (2, 12, 12) and whole.shape == (2, SIZE, SIZE)
+    assert torch.allclose(windowed, whole[:, top : top + 12, top : top + 12], atol=1e-4)
+
+
 def test_loss_is_eq5_summed_over_students_and_scales():
     torch.manual_seed(1)
     images = torch.rand(2, 3, SIZE, SIZE)

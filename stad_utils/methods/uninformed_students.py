@@ -204,13 +204,15 @@ class UninformedStudents(Method):
         from .patch_teacher import load_teacher, pretrain_teacher
 
         o = self.options
-        folder = Path(o["teacher_dir"]) if o["teacher_dir"] else data_root() / "teachers"
         for index, p in enumerate(self.scales):
-            path = folder / (
-                f"teacher_p{p}_w{o['width']:g}_{o['backbone']}_steps{o['teacher_steps']}"
-                f"_seed{o['teacher_seed']}"
-                + (_folder_tag(o["teacher_images"]) if o["teacher_images"] else "")
-                + ".pt"
+            path = teacher_cache_path(
+                p,
+                o["width"],
+                o["backbone"],
+                o["teacher_steps"],
+                o["teacher_seed"],
+                o["teacher_images"],
+                o["teacher_dir"],
             )
             if not path.exists():
                 pretrain_teacher(
@@ -279,12 +281,36 @@ class UninformedStudents(Method):
         """What model selection minimizes during training (eq. 8's statistics do not exist
         yet): the regression error e (eq. 6), averaged over the scales. Every scale's e is
         in the same unit — squared teacher standard deviations, by eq. 5's normalization —
-        so no scale dominates the mean by its descriptors' size alone."""
+        so no scale dominates the mean by its descriptors' size alone.
+
+        With ``crop_size`` (students trained on windows) it is measured on the central
+        ``crop_size``² window of each validation image, cut from the padded image (exactly
+        the whole image's e at those pixels): selection runs after every epoch, and on
+        whole 128² images it cost more than the training itself."""
+        windows = self._central_windows(images)
         errors = [
-            regression_error(self.student_maps(i, images), self.normalized_teacher(i, images))
-            for i in range(len(self.scales))
+            regression_error(
+                self.student_maps(i, window, padded=window is not images),
+                self.normalized_teacher(i, window, padded=window is not images),
+            )
+            for i, window in enumerate(windows)
         ]
         return torch.stack(errors).mean(dim=0)
+
+    def _central_windows(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Per scale, the central ``crop_size``² window of each image, padded by p // 2
+        from the padded image (the whole images when there is no smaller crop size)."""
+        crop = self.options["crop_size"]
+        _, _, h, w = images.shape
+        if crop is None or crop >= min(h, w):
+            return [images] * len(self.scales)
+        top, left = (h - crop) // 2, (w - crop) // 2
+        windows = []
+        for p in self.scales:
+            size = crop + 2 * (p // 2)
+            padded = pad_images(images, p, self.options["padding"])
+            windows.append(padded[:, :, top : top + size, left : left + size])
+        return windows
 
     # -- scoring ---------------------------------------------------------------------------
     def error_and_variance(self, index: int, images: torch.Tensor):
@@ -341,6 +367,23 @@ class UninformedStudents(Method):
             if p in self.use_scales
         ]
         return torch.stack(scores).mean(dim=0)
+
+
+def teacher_cache_path(
+    p: int,
+    width: float,
+    backbone: str,
+    steps: int,
+    seed: int,
+    images: str | None = None,
+    folder: str | None = None,
+) -> Path:
+    """Where the teacher pre-trained with these settings is kept (``folder``, default
+    ``<data root>/teachers``): chapter 3 leaves the teacher it trains there, and the method
+    reuses it."""
+    folder = Path(folder) if folder else data_root() / "teachers"
+    tag = _folder_tag(images) if images else ""
+    return folder / f"teacher_p{p}_w{width:g}_{backbone}_steps{steps}_seed{seed}{tag}.pt"
 
 
 def _folder_tag(folder: str) -> str:
