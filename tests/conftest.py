@@ -83,5 +83,9 @@ def built_book() -> Path:
         text=True,
         timeout=3600,
     )
+    # the whole log, for a person: pytest shows only its end, and only after the session
+    log = REPO / "_build" / "book-build.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return REPO / "_build" / "html"
