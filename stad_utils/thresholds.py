@@ -123,26 +123,33 @@ def pixel_f1_oracle(anomaly_maps, masks) -> Threshold:
     )
 
 
+def _quantile_rule(scores: np.ndarray, rate: float, rule: str, what: str, count: str) -> Threshold:
+    """The ``1 − rate`` quantile of good ``scores`` (``method="higher"``: an observed score,
+    rounding towards fewer false alarms) as the threshold ``rule``."""
+    return Threshold(
+        value=float(np.quantile(scores, 1.0 - rate, method="higher")),
+        rule=rule,
+        source=(
+            f"good validation {what} only: the {1 - rate:.3g} quantile of {scores.size} "
+            f"{'image' if what == 'images' else 'pixel'} scores "
+            f"(target {'false-alarm rate' if what == 'images' else 'pixel false-positive rate'} "
+            f"{rate:.3g})"
+        ),
+        uses_test_labels=False,
+        params={"false_alarm_rate": rate, count: int(scores.size)},
+    )
+
+
 def validation_quantile(validation_image_scores, false_alarm_rate: float = 0.05) -> Threshold:
     """A deployable threshold from good validation images only (thesis §4.6).
 
     ``validation_image_scores`` (V,): the scores of good images the model never trained
-    on. The threshold is their ``1 − false_alarm_rate`` quantile (``method="higher"``: an
-    observed score, rounding towards fewer false alarms), so about ``false_alarm_rate`` of
-    good images are flagged. No test image, label or mask is involved.
+    on. The threshold is their ``1 − false_alarm_rate`` quantile, so about
+    ``false_alarm_rate`` of good images are flagged. No test image, label or mask is involved.
     """
     scores = _finite_1d(validation_image_scores, "validation_image_scores")
     rate = _check_rate(false_alarm_rate)
-    return Threshold(
-        value=float(np.quantile(scores, 1.0 - rate, method="higher")),
-        rule="validation_quantile",
-        source=(
-            f"good validation images only: the {1 - rate:.3g} quantile of "
-            f"{scores.size} image scores (target false-alarm rate {rate:.3g})"
-        ),
-        uses_test_labels=False,
-        params={"false_alarm_rate": rate, "validation_images": int(scores.size)},
-    )
+    return _quantile_rule(scores, rate, "validation_quantile", "images", "validation_images")
 
 
 def validation_pixel_quantile(validation_maps, false_alarm_rate: float = 0.01) -> Threshold:
@@ -154,16 +161,7 @@ def validation_pixel_quantile(validation_maps, false_alarm_rate: float = 0.01) -
     """
     pixels = _finite_1d(validation_maps, "validation_maps")
     rate = _check_rate(false_alarm_rate)
-    return Threshold(
-        value=float(np.quantile(pixels, 1.0 - rate, method="higher")),
-        rule="validation_pixel_quantile",
-        source=(
-            f"good validation pixels only: the {1 - rate:.3g} quantile of "
-            f"{pixels.size} pixel scores (target pixel false-positive rate {rate:.3g})"
-        ),
-        uses_test_labels=False,
-        params={"false_alarm_rate": rate, "validation_pixels": int(pixels.size)},
-    )
+    return _quantile_rule(pixels, rate, "validation_pixel_quantile", "pixels", "validation_pixels")
 
 
 #: every rule by name; the oracles read the test set, the others only good validation images
