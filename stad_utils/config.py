@@ -34,13 +34,21 @@ PROFILE_NAMES = ("quick", "full")
 OVERRIDES_ENV = "STAD_PROFILE_OVERRIDES"
 
 
+#: The training settings a run may take from a layer of settings (a profile's
+#: ``method_training`` exception, a method's ``training_defaults``): the fields of
+#: :class:`~stad_utils.train.TrainConfig` that ``RunConfig`` decides.
+TRAINING_SETTINGS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer")
+
+
 @dataclass(frozen=True)
 class Profile:
     """The settings a chapter reads: dataset, backbone, sizes and training budget.
 
-    The ``full`` values are the papers' (STFPM: 256×256, batch 32, SGD lr 0.4,
-    momentum 0.9, weight decay 1e-4, 100 epochs; thesis Table §6.3: 3 students,
-    layers 1/2/3, seed 42).
+    The training defaults below are STFPM's, written here once (Wang et al. 2021; thesis
+    §6.3: batch 32, SGD lr 0.4, momentum 0.9, weight decay 1e-4, 100 epochs, seed 42):
+    the ``full`` profile uses them as they are, and :class:`~stad_utils.train.TrainConfig`
+    takes its defaults from them. How a run combines them with a method's own settings:
+    :meth:`stad_utils.runner.RunConfig.create`.
     """
 
     name: str
@@ -48,17 +56,17 @@ class Profile:
     category: str
     backbone: str
     image_size: int
-    epochs: int
-    batch_size: int
-    lr: float
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 0.4
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    num_students: int = 3
+    optimizer: str = "sgd"
     seed: int = 42
     # per method: constructor options that differ from the method's defaults
     method_options: dict = field(default_factory=dict)
-    # per method: epochs, batch_size or lr that differ from the above (a method's own
-    # optimizer and weight decay are Method.training_defaults)
+    # per method: training settings (TRAINING_SETTINGS) that differ from the method's
+    # Method.training_defaults and from the profile-wide ones above
     method_training: dict = field(default_factory=dict)
     # the fields STAD_PROFILE_OVERRIDES changed (describe() names them)
     overrides: tuple[str, ...] = ()
@@ -80,7 +88,6 @@ PROFILES: dict[str, Profile] = {
         image_size=128,
         epochs=20,
         batch_size=8,
-        lr=0.4,
         # Uninformed Students on a CPU: quarter-width networks, a short teacher
         # pre-training, students trained on 32×32 windows (see the method's docstring).
         method_options={
@@ -95,10 +102,7 @@ PROFILES: dict[str, Profile] = {
         dataset="mvtec",
         category="carpet",
         backbone="resnet18",
-        image_size=256,
-        epochs=100,
-        batch_size=32,
-        lr=0.4,
+        image_size=256,  # training: STFPM's, the Profile defaults
         # Uninformed Students, measured (benchmarks/bench_full_costs.py, book/setup.md):
         # dense training of 3 scales × 3 full-width students on a whole 256² image saves
         # 5.8 GB of activations and costs 8.5 TFLOP, so one image per step (6.9 GB on the

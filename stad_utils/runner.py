@@ -22,21 +22,21 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
-from .config import get_profile, pick_device
+from .config import TRAINING_SETTINGS, Profile, get_profile, pick_device
 from .data import load_splits
 from .errors import RunFolderError, StadError, UsageError
 from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
 from .metrics import MetricsReport, evaluate
 from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
-from .train import TrainConfig, TrainHistory, identity_differences
+from .train import OPTIMIZERS, TrainConfig, TrainHistory, identity_differences
 
 IMAGE_SIZES = (32, 1024)  # the accepted --image-size range (pixels)
 # What `fit --overwrite` may replace in an output folder: the tool's own files only.
@@ -46,8 +46,6 @@ OWN_FILES = (
     "checkpoint/last.pt",
     *(f"figures/{name}" for name in ("loss.png", "curves.png", "scores.png", "examples.png")),
 )
-
-ENSEMBLES = ("fvv", "uninformed_students")  # methods whose ensemble size the profile sets
 
 REPORT_KEYS = (
     "method",
@@ -63,56 +61,84 @@ REPORT_KEYS = (
 )
 
 
+#: The settings the layers below the user's decide (RunConfig fields; None = not given).
+DECIDED_SETTINGS = ("backbone", "image_size", *TRAINING_SETTINGS, "seed")
+
+
 @dataclass
 class RunConfig:
-    """Everything that defines one run. ``None`` fields take the profile's value."""
+    """Everything that defines one run. ``None`` fields are decided by :meth:`create`.
+
+    ``profile`` is a profile's name, or a :class:`~stad_utils.config.Profile` object
+    (e.g. one changed with ``with_overrides`` in a notebook); once resolved it is the name.
+    """
 
     method: str
     data: str
     category: str
     out: str | None = None
-    profile: str | None = None
+    profile: str | Profile | None = None
     backbone: str | None = None
     image_size: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    optimizer: str | None = None
     seed: int | None = None
     device: str | None = None
     method_options: dict = field(default_factory=dict)
     figures: bool = True
 
-    def resolved(self) -> RunConfig:
-        """A copy with every ``None`` replaced by the profile's setting."""
-        profile = get_profile(self.profile)
-        values = asdict(self)
-        if values["method"] in METHODS:  # settings for this method come before the profile's
-            for settings in (
-                profile.method_training.get(values["method"], {}),
-                METHODS[values["method"]].training_defaults,
-            ):
-                for key, value in settings.items():
-                    if key in values and values[key] is None:
-                        values[key] = value
-        for key in ("backbone", "image_size", "epochs", "batch_size", "lr", "seed"):
-            if values[key] is None:
-                values[key] = getattr(profile, key)
+    @classmethod
+    def create(
+        cls, method: str, data, category: str, profile: str | Profile | None = None, **user
+    ) -> RunConfig:
+        """The resolved configuration: every setting decided once, by the first layer that
+        gives it (:func:`setting_layers`): the user's value (``user``, any field) > the
+        profile's exception for this method (``Profile.method_training``) > the method's
+        own (``Method.training_defaults``) > the profile's. ``profile`` is a name (``None``
+        = ``STAD_PROFILE`` or auto) or a :class:`Profile` object, used as it is."""
+        unknown = sorted(set(user) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UsageError(
+                f"RunConfig has no setting {', '.join(map(repr, unknown))}: its settings are "
+                f"{', '.join(f.name for f in fields(cls))}."
+            )
+        if method not in METHODS:
+            raise ValueError(
+                f"Unknown method {method!r}: choose one of {', '.join(sorted(METHODS))}."
+            )
+        chosen = profile if isinstance(profile, Profile) else get_profile(profile)
+        values = {"method": method, "data": data, "category": category, **user}
+        layers = [settings for _, settings in setting_layers(method, chosen)]
+        for key in DECIDED_SETTINGS:
+            if values.get(key) is None:
+                values[key] = next(layer[key] for layer in layers if layer.get(key) is not None)
         # the profile's options for this method (e.g. smaller networks on a CPU), under the
         # user's; recorded here so that the report (and a sweep's resume) sees them
-        options = {**profile.method_options.get(values["method"], {}), **values["method_options"]}
-        if values["method"] in ENSEMBLES:  # the profile's ensemble size unless given
-            options.setdefault("num_students", profile.num_students)
-        values["method_options"] = options
-        values["profile"] = profile.name
-        if values["method"] not in METHODS:
-            raise ValueError(
-                f"Unknown method {values['method']!r}: choose one of {', '.join(sorted(METHODS))}."
-            )
+        values["method_options"] = {
+            **chosen.method_options.get(method, {}),
+            **(values.get("method_options") or {}),
+        }
+        values["profile"] = chosen.name
         # paths are stored absolute, so a report still finds its data from another folder
         for key in ("data", "out"):
-            if values[key] is not None:
+            if values.get(key) is not None:
                 values[key] = os.path.abspath(os.path.expanduser(values[key]))
-        return RunConfig(**values)
+        config = cls(**values)
+        config._resolved = True  # not a field: resolving it again changes nothing
+        return config
+
+    def resolved(self) -> RunConfig:
+        """This configuration with every ``None`` decided (:meth:`create`). A resolved one
+        is returned as it is: its profile (perhaps an object) is not looked up again."""
+        if getattr(self, "_resolved", False):
+            return self
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["method_options"] = dict(values["method_options"])
+        return RunConfig.create(**values)
 
     def validate(self) -> None:
         """Refuse settings that cannot give a meaningful run, before any work is done
@@ -138,11 +164,24 @@ class RunConfig:
                 _is_int(self.seed) and 0 <= self.seed < 2**32,
                 "an integer from 0 to 2**32 - 1",
             ),
+            ("--lr", self.lr, _is_number(self.lr) and self.lr > 0, "a positive number"),
             (
-                "--lr",
-                self.lr,
-                isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0,
-                "a positive number",
+                "--momentum",
+                self.momentum,
+                _is_number(self.momentum) and 0 <= self.momentum < 1,
+                "a number from 0 to below 1",
+            ),
+            (
+                "--weight-decay",
+                self.weight_decay,
+                _is_number(self.weight_decay) and self.weight_decay >= 0,
+                "a number of at least 0",
+            ),
+            (
+                "--optimizer",
+                self.optimizer,
+                self.optimizer in OPTIMIZERS,
+                f"one of {', '.join(OPTIMIZERS)}",
             ),
         )
         problems = [
@@ -153,18 +192,12 @@ class RunConfig:
         check_method_options(self.method, self.method_options)
 
     def train_config(self, device: torch.device) -> TrainConfig:
-        profile = get_profile(self.profile)
-        defaults = METHODS[self.method].training_defaults
+        """The training settings, copied from the resolved configuration."""
+        config = self.resolved()
         return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            momentum=profile.momentum,
-            weight_decay=defaults.get("weight_decay", profile.weight_decay),
-            optimizer=defaults.get("optimizer", "sgd"),
-            seed=self.seed,
+            **{key: getattr(config, key) for key in (*TRAINING_SETTINGS, "seed")},
             device=device.type,
-            checkpoint_dir=str(Path(self.out) / "checkpoint") if self.out else None,
+            checkpoint_dir=str(Path(config.out) / "checkpoint") if config.out else None,
         )
 
     def build_method(self) -> Method:
@@ -182,6 +215,39 @@ class RunConfig:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def setting_layers(method: str, profile: Profile) -> list[tuple[str, dict]]:
+    """Where a run's settings come from when the user leaves them out, first layer first:
+    ``(name, settings)``. Each setting is taken from the first layer that gives it.
+
+    1. the profile's exception for this method (``profile.method_training[method]``),
+    2. the method's own (``Method.training_defaults``, e.g. Uninformed Students' Adam),
+    3. the profile's own fields (STFPM's training settings unless the profile differs).
+
+    The first two may set only :data:`~stad_utils.config.TRAINING_SETTINGS`; another key
+    (a typo would otherwise be ignored) raises :class:`UsageError` naming it."""
+    layers = [
+        (
+            f"profile {profile.name!r}, method_training[{method!r}]",
+            profile.method_training.get(method, {}),
+        ),
+        (f"{METHODS[method].__name__}.training_defaults", METHODS[method].training_defaults),
+    ]
+    for name, settings in layers:
+        unknown = [key for key in settings if key not in TRAINING_SETTINGS]
+        if unknown:
+            raise UsageError(
+                f"{name} has no training setting {', '.join(map(repr, unknown))}: the valid "
+                f"ones are {', '.join(TRAINING_SETTINGS)}."
+            )
+    profile_wide = {key: getattr(profile, key) for key in DECIDED_SETTINGS}
+    return [*layers, (f"profile {profile.name!r}", profile_wide)]
 
 
 _SET_ELSEWHERE = {"self", "backbone", "seed", "pretrained"}  # given by --backbone, --seed
@@ -262,8 +328,7 @@ def run_identity(config: RunConfig) -> dict:
         "image_size": config.image_size,
         "backbone": config.backbone,
         "method_options": config.method_options,
-        "batch_size": config.batch_size,
-        "lr": config.lr,
+        **{key: getattr(config, key) for key in TRAINING_SETTINGS if key != "epochs"},
         "seed": config.seed,
         "profile": config.profile,
     }
@@ -282,7 +347,9 @@ def check_out_folder(out: Path, identity: dict, epochs: int, overwrite: bool) ->
         return  # a checkpoint alone is compared by the training loop
     saved = read_json(report, "run report")
     old = saved.get("run_identity") or {}
-    differences = identity_differences(old, identity) if old else []
+    # a setting an older report does not record (momentum, weight decay, optimizer) could
+    # not be changed then: its run used the same value, so it is not a difference
+    differences = identity_differences(old, {k: v for k, v in identity.items() if k in old})
     if not old:  # a report written before run identities: compare what it records
         config = saved.get("config", {})
         differences = [

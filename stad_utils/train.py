@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .config import progress_bar, seed_everything
+from .config import Profile, progress_bar, seed_everything
 from .errors import RunFolderError
 from .files import load_torch, write_atomically
 
@@ -29,15 +29,16 @@ class DivergenceError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """How to train. The defaults are STFPM's (Wang et al. 2021; thesis §6.3)."""
+    """How to train. The defaults are STFPM's (Wang et al. 2021; thesis §6.3), written
+    once as :class:`~stad_utils.config.Profile`'s defaults."""
 
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 0.4
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    optimizer: str = "sgd"  # "sgd" (STFPM) or "adam" (the Uninformed Students networks)
-    seed: int = 42
+    epochs: int = Profile.epochs
+    batch_size: int = Profile.batch_size
+    lr: float = Profile.lr
+    momentum: float = Profile.momentum  # SGD only
+    weight_decay: float = Profile.weight_decay
+    optimizer: str = Profile.optimizer  # one of OPTIMIZERS: "sgd" (STFPM), "adam" (US)
+    seed: int = Profile.seed
     device: str = "cpu"
     checkpoint_dir: str | None = None  # where last.pt goes; None = no checkpoints
     resume: bool = True  # continue from checkpoint_dir/last.pt when it exists
@@ -82,6 +83,10 @@ def _prepare(images: torch.Tensor, device: torch.device, channels_last: bool) ->
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
+#: The optimizers ``TrainConfig.optimizer`` may name.
+OPTIMIZERS = ("sgd", "adam")
+
+
 def _make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
@@ -89,7 +94,7 @@ def _make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
         )
     if config.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config.optimizer!r}.")
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}.")
 
 
 def _run_identity(method, config: TrainConfig) -> dict:
