@@ -23,7 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .config import data_root
+from .config import DEVICES, PROFILE_NAMES, data_root
 from .errors import DiskFullError, StadError, UsageError
 from .methods import METHODS
 
@@ -62,16 +62,10 @@ def _fit(args: argparse.Namespace) -> int:
         data=str(args.data),
         category=args.category,
         out=str(args.out),
-        profile=args.profile,
-        backbone=args.backbone,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
         seed=args.seed,
-        device=args.device,
         method_options=options,
         figures=not args.no_figures,
+        **_run_settings(args),
     )
     try:
         report = run(
@@ -176,14 +170,9 @@ def _bench(args: argparse.Namespace) -> int:
             methods=_comma_list(args.methods),
             categories=_comma_list(args.categories),
             seeds=_comma_list(args.seeds, int),
-            profile=args.profile,
-            epochs=args.epochs,
-            image_size=args.image_size,
-            batch_size=args.batch_size,
-            backbone=args.backbone,
-            device=args.device,
             method_options=options,
             keep_models=args.keep_models,
+            **_run_settings(args),
         )
         jobs = bench.shard_jobs(sweep.jobs(), args.shard)
     except ValueError as error:
@@ -258,6 +247,51 @@ def _add_threshold_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _setting_options() -> dict[str, dict]:
+    """The run settings ``fit`` and ``bench`` share: RunConfig field → the keywords of its
+    ``--option`` (every one defaults to ``None``: decided as ``RunConfig.create`` says)."""
+    from .backbones import BACKBONES
+    from .train import OPTIMIZERS
+
+    return {
+        "profile": dict(
+            choices=[*PROFILE_NAMES, "auto"],
+            help="where the settings left out come from (default: $STAD_PROFILE or auto)",
+        ),
+        "backbone": dict(choices=sorted(BACKBONES), help="teacher architecture"),
+        "image_size": dict(type=int, help="square input size (pixels)"),
+        "epochs": dict(type=int, help="training epochs"),
+        "batch_size": dict(type=int, help="images per batch"),
+        "lr": dict(
+            type=float,
+            help="learning rate of the method's optimizer (the optimizer comes from the "
+            "method: Adam for Uninformed Students, SGD for the others)",
+        ),
+        "momentum": dict(type=float, help="SGD momentum (Adam ignores it)"),
+        "weight_decay": dict(type=float, help="L2 weight decay of the optimizer"),
+        "optimizer": dict(choices=OPTIMIZERS, help="replace the method's optimizer"),
+        "device": dict(choices=DEVICES, help="compute device (default: cuda, then mps, then cpu)"),
+    }
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    """The parent parser of ``fit`` and ``bench``: one option per run setting."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group(
+        "run settings",
+        "Left out, a setting is the profile's exception for the method, else the method's "
+        "own, else the profile's.",
+    )
+    for name, keywords in _setting_options().items():
+        group.add_argument(f"--{name.replace('_', '-')}", default=None, **keywords)
+    return parent
+
+
+def _run_settings(args: argparse.Namespace) -> dict:
+    """The run settings of the command line, by RunConfig field name."""
+    return {name: getattr(args, name) for name in _setting_options()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stad_utils",
@@ -266,14 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    settings = _settings_parser()
     fit = commands.add_parser(
         "fit",
+        parents=[settings],
         help="train and evaluate a method; writes report.json, model.pt and figures",
         description="Train METHOD on the good images of DATA/CATEGORY (MVTec AD layout: "
         "CATEGORY/train/good, CATEGORY/test/<kind>, CATEGORY/ground_truth/<kind>), select "
         "the epoch on a validation split of train/good, evaluate on the test split and "
-        "write OUT/report.json, OUT/model.pt and OUT/figures/. Options left out take the "
-        "profile's value.",
+        "write OUT/report.json, OUT/model.pt and OUT/figures/. Settings left out are "
+        "decided as 'run settings' below says.",
     )
     fit.add_argument(
         "--method", required=True, choices=sorted(METHODS), help="the detector to train"
@@ -287,28 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--category", required=True, help="category folder (e.g. brick, carpet)")
     fit.add_argument("--out", required=True, type=Path, help="output folder of the run")
     fit.add_argument(
-        "--profile",
-        choices=["quick", "full", "auto"],
+        "--seed",
+        type=int,
         default=None,
-        help="defaults for the options below (default: $STAD_PROFILE or auto)",
-    )
-    fit.add_argument(
-        "--backbone",
-        default=None,
-        help="teacher architecture: resnet18, wide_resnet50_2, efficientnet_lite0",
-    )
-    fit.add_argument("--image-size", type=int, default=None, help="square input size (pixels)")
-    fit.add_argument("--epochs", type=int, default=None, help="training epochs")
-    fit.add_argument("--batch-size", type=int, default=None, help="images per batch")
-    fit.add_argument(
-        "--lr", type=float, default=None, help="learning rate (of the method's optimizer)"
-    )
-    fit.add_argument("--seed", type=int, default=None, help="seed of initialization, order, split")
-    fit.add_argument(
-        "--device",
-        choices=["cpu", "cuda", "mps"],
-        default=None,
-        help="compute device (default: cuda, then mps, then cpu)",
+        help="seed of initialization, order, split (default: the profile's)",
     )
     fit.add_argument(
         "--method-options",
@@ -334,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", required=True, type=Path, help="folder written by fit")
     evaluate.add_argument("--data", default=None, help="another dataset root")
     evaluate.add_argument("--category", default=None, help="another category")
-    evaluate.add_argument("--device", choices=["cpu", "cuda", "mps"], default=None)
+    evaluate.add_argument("--device", choices=DEVICES, default=None)
     evaluate.add_argument("--output", default=None, help="write the report JSON here")
     _add_threshold_options(evaluate)
     evaluate.set_defaults(handler=_evaluate)
@@ -364,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
+        parents=[settings],
         help="benchmark sweep: methods × categories × seeds (resumable, shardable); --merge",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train and evaluate every METHOD on every CATEGORY with every SEED, one "
@@ -401,22 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         default=None,
         help="comma-separated seeds, e.g. 42,43,44 (default: the profile's)",
-    )
-    bench.add_argument(
-        "--profile",
-        choices=["quick", "full", "auto"],
-        default=None,
-        help="defaults for the settings (default: $STAD_PROFILE or auto)",
-    )
-    bench.add_argument("--epochs", type=int, default=None, help="training epochs")
-    bench.add_argument("--image-size", type=int, default=None, help="square input size (pixels)")
-    bench.add_argument("--batch-size", type=int, default=None, help="images per batch")
-    bench.add_argument("--backbone", default=None, help="teacher architecture of every method")
-    bench.add_argument(
-        "--device",
-        choices=["cpu", "cuda", "mps"],
-        default=None,
-        help="compute device (default: cuda, then mps, then cpu)",
     )
     bench.add_argument(
         "--method-options",

@@ -62,7 +62,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -261,34 +261,60 @@ def shard_jobs(all_jobs: list[BenchJob], shard: str | tuple[int, int] | None) ->
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass
+#: RunConfig fields a sweep decides per job (``method``, ``category``, ``seed``) or for
+#: the whole sweep (the rest); every other field is a setting it applies to every job.
+_NOT_SWEEP_SETTINGS = ("method", "category", "seed", "data", "out", "figures", "method_options")
+
+
+def sweep_settings() -> tuple[str, ...]:
+    """The :class:`RunConfig` settings a sweep applies to every job, as ``fit`` does to
+    its run (profile, backbone, image size, the training settings, device)."""
+    return tuple(f.name for f in fields(RunConfig) if f.name not in _NOT_SWEEP_SETTINGS)
+
+
 class Sweep:
     """A benchmark sweep: what to run (``None`` = default, see :func:`jobs`), where, and
-    the overrides of the profile's settings. ``method_options`` is per method:
+    the settings of every run: any of :func:`sweep_settings` (``profile``, ``epochs``,
+    ``lr``, ``weight_decay``, ...; left out = decided as for ``fit``, see
+    :meth:`RunConfig.create`). ``method_options`` is per method:
     ``{"fvv": {"num_students": 5}}``."""
 
-    data: str
-    out: str
-    methods: tuple[str, ...] | None = None
-    categories: tuple[str, ...] | None = None
-    seeds: tuple[int, ...] | None = None
-    profile: str | None = None
-    epochs: int | None = None
-    image_size: int | None = None
-    batch_size: int | None = None
-    backbone: str | None = None
-    device: str | None = None
-    method_options: dict[str, dict] = field(default_factory=dict)
-    keep_models: bool = False
-
-    def __post_init__(self):
-        self.data, self.out = str(self.data), str(self.out)
+    def __init__(
+        self,
+        data: str | Path,
+        out: str | Path,
+        methods: tuple[str, ...] | None = None,
+        categories: tuple[str, ...] | None = None,
+        seeds: tuple[int, ...] | None = None,
+        *,
+        method_options: dict[str, dict] | None = None,
+        keep_models: bool = False,
+        **settings,
+    ):
+        self.data, self.out = str(data), str(out)
+        self.methods, self.categories, self.seeds = methods, categories, seeds
+        self.method_options = dict(method_options or {})
+        self.keep_models = keep_models
+        unknown = sorted(set(settings) - set(sweep_settings()))
+        if unknown:
+            raise ValueError(
+                f"A sweep has no setting {', '.join(map(repr, unknown))}: it takes "
+                f"{', '.join(sweep_settings())}."
+            )
+        self.settings = settings
         unknown = [name for name in self.method_options if name not in METHODS]
         if unknown:
             raise ValueError(
                 f"method_options names unknown method(s) {', '.join(map(repr, unknown))}: "
                 f"use {', '.join(sorted(METHODS))}."
             )
+
+    def __repr__(self) -> str:
+        return f"Sweep({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+    @property
+    def profile(self) -> str | None:
+        return self.settings.get("profile")
 
     @property
     def runs_dir(self) -> Path:
@@ -300,21 +326,16 @@ class Sweep:
     def run_config(self, job: BenchJob) -> RunConfig:
         """The job's :class:`RunConfig`, resolved (every setting explicit)."""
         out = str(Path(self.out) / "models" / job.key) if self.keep_models else None
-        return RunConfig(
-            method=job.method,
-            data=self.data,
-            category=job.category,
-            out=out,
-            profile=self.profile,
-            backbone=self.backbone,
-            image_size=self.image_size,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+        return RunConfig.create(
+            job.method,
+            self.data,
+            job.category,
             seed=job.seed,
-            device=self.device,
-            method_options=dict(self.method_options.get(job.method, {})),
+            out=out,
             figures=False,
-        ).resolved()
+            method_options=dict(self.method_options.get(job.method, {})),
+            **self.settings,
+        )
 
 
 def _compared(config: dict) -> dict:

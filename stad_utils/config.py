@@ -30,6 +30,7 @@ import tqdm.auto
 import tqdm.std
 
 PROFILE_NAMES = ("quick", "full")
+DEVICES = ("cpu", "cuda", "mps")  # what pick_device (and --device) accepts
 #: JSON object of Profile field changes that get_profile applies (see profile_overrides).
 OVERRIDES_ENV = "STAD_PROFILE_OVERRIDES"
 
@@ -228,7 +229,7 @@ def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.dev
                 "Device 'mps' was requested but Apple MPS is not available here: leave the "
                 "device out to choose automatically, or use 'cpu'."
             )
-        if preferred not in ("cpu", "cuda", "mps"):
+        if preferred not in DEVICES:
             raise ValueError(f"Unknown device {preferred!r}: use 'cpu', 'cuda' or 'mps'.")
         device = torch.device(preferred)
     elif torch.cuda.is_available():

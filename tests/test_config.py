@@ -95,7 +95,10 @@ def test_with_overrides_ignores_none():
 def test_profile_to_dict_round_trips():
     profile = PROFILES["full"]
     assert Profile(**profile.to_dict()) == profile
-    assert profile.to_dict()["num_students"] == 3
+    # the full profile trains with STFPM's settings (the Profile defaults)
+    training = {k: profile.to_dict()[k] for k in ("epochs", "batch_size", "lr", "momentum")}
+    assert training == {"epochs": 100, "batch_size": 32, "lr": 0.4, "momentum": 0.9}
+    assert (profile.weight_decay, profile.optimizer, profile.seed) == (1e-4, "sgd", 42)
 
 
 # -- devices ------------------------------------------------------------------------------
