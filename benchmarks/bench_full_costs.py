@@ -144,7 +144,7 @@ def measure_method(method_name: str, size: int) -> dict:
         "activation_bytes": activations,
         "batch_size": config.batch_size,
         "epochs": config.epochs,
-        "optimizer": method.training_defaults.get("optimizer", "sgd"),
+        "optimizer": config.optimizer,  # decided by RunConfig.create
     }
 
 

@@ -14,10 +14,11 @@ folder keeps it across Colab sessions)::
 
 The key is a hash of every setting that changes the result, so the store never serves a
 stale model: the fully resolved :class:`~stad_utils.runner.RunConfig` (method options with
-their defaults filled in, profile, epochs, learning rate, seed, image size, backbone), the
-training settings derived from it, the device type, the dataset folder and a fingerprint
-of its files' contents, the versions of stad_utils and torch, and a hash of the package's
-source code (a changed loss or model invalidates every entry, even without a new version).
+their defaults filled in, profile, epochs, learning rate, momentum, weight decay,
+optimizer, seed, image size, backbone), the training settings derived from it, the
+device type, the dataset folder and a fingerprint of its files' contents, the versions
+of stad_utils and torch, and a hash of the package's source code (a changed loss or model
+invalidates every entry, even without a new version).
 """
 
 from __future__ import annotations

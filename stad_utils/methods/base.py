@@ -38,9 +38,10 @@ class Method(nn.Module):
     """
 
     name = "method"
-    # Training settings of the method's paper that differ from the profile's (STFPM's SGD):
-    # keys of TrainConfig, e.g. {"optimizer": "adam", "lr": 1e-4}. The runner applies them
-    # unless the user gives the setting.
+    # Training settings of the method's paper that differ from the profile's (STFPM's SGD),
+    # keys of config.TRAINING_SETTINGS, e.g. {"optimizer": "adam", "lr": 1e-4}.
+    # RunConfig.create applies them below the user's values and the profile's exception
+    # for the method (Profile.method_training), above the profile's own fields.
     training_defaults: dict = {}
 
     def __init__(self, **options) -> None:
