@@ -125,15 +125,13 @@ def test_statistics_table_keeps_its_table_byte_for_byte():
 
 
 def test_tables_are_built_in_one_place():
-    """No module of the package starts a Markdown table line by hand (``"| "``, ``"|---"``),
-    except those another change will switch to :func:`markdown_table` (to shrink to none)."""
-    not_yet = {"runner.py", "bench.py"}
+    """No module of the package starts a Markdown table line by hand (``"| "``, ``"|---"``)."""
     by_hand = {
         str(path.relative_to(PACKAGE))
         for path in PACKAGE.rglob("*.py")
         if path.name != "tables.py" and any(s in path.read_text() for s in ('"| ', '"|---'))
     }
-    assert by_hand <= not_yet, f"build these tables with stad_utils.tables: {by_hand - not_yet}"
+    assert by_hand == set(), f"build these tables with stad_utils.tables: {by_hand}"
 
 
 def _private(name: str) -> bool:
