@@ -74,6 +74,7 @@ from .files import json_text, write_atomically
 from .methods import METHODS
 from .published import CATEGORY_ORDER, SOURCES, published_for
 from .runner import REPORT_KEYS, RunConfig
+from .tables import MISSING, Column, markdown_table, metric_columns
 
 __all__ = [
     "BOOK_ORDER",
@@ -102,6 +103,9 @@ __all__ = [
 #: The methods in the order the book presents them; others follow alphabetically.
 BOOK_ORDER = ("uninformed_students", "stfpm", "fvv", "simple_student")
 
+#: Dice and false counts at the threshold fitted on good validation images only.
+LABEL_FREE_KEYS = tuple(runner.label_free_numbers({}))
+
 #: The metrics summarized per method × category (mean and std over seeds).
 SUMMARY_METRICS = (
     "image_auroc",
@@ -110,14 +114,17 @@ SUMMARY_METRICS = (
     "dice",
     "false_goods",
     "false_bads",
+    *LABEL_FREE_KEYS,
     "train_seconds",
     "predict_seconds_per_image",
     "peak_memory_mb",
     "parameters",
 )
 
-#: One row per run in results.csv.
-RESULT_KEYS = ("key", *REPORT_KEYS, "peak_memory_mb")
+#: One row per run in results.csv. ``dice``, ``false_goods``, ``false_bads`` are at the
+#: oracle threshold (test labels, thesis eq. 5.6); the ``label_free_`` ones at the threshold
+#: fitted on good validation images only (``runner.label_free_numbers``).
+RESULT_KEYS = ("key", *REPORT_KEYS, *LABEL_FREE_KEYS, "peak_memory_mb")
 
 #: Configuration fields that do not change a run's result (so not compared on resume).
 _NOT_COMPARED = ("data", "out", "figures", "device")
@@ -616,6 +623,10 @@ def _read_runs(runs_dir: Path) -> tuple[list[dict], list[str], list[str]]:
         try:
             record = json.loads(path.read_text())
             job = BenchJob(**{k: record["job"][k] for k in ("method", "category", "seed")})
+            # the deployable decisions, from the run's report (None in a run file written
+            # before the label-free thresholds existed: shown as missing)
+            for name, value in runner.label_free_numbers(record).items():
+                record.setdefault(name, value)
         except (OSError, ValueError, KeyError, TypeError) as error:
             notes.append(f"{path.name} skipped: not a readable run ({type(error).__name__}).")
             continue
@@ -802,39 +813,23 @@ def published_beside(results: BenchResults) -> list[dict]:
     return rows
 
 
-_OVERALL_COLUMNS = (
-    ("image_auroc", "image AUROC", "{:.3f}", 1),
-    ("pixel_auroc", "pixel AUROC", "{:.3f}", 1),
-    ("au_pro", "AU-PRO", "{:.3f}", 1),
-    ("dice", "Dice", "{:.3f}", 1),
-    ("false_goods", "false goods", "{:.3g}", 1),
-    ("false_bads", "false bads", "{:.3g}", 1),
-    ("train_seconds", "training s", "{:.1f}", 1),
-    ("predict_seconds_per_image", "ms per image", "{:.1f}", 1000),
-    ("parameters", "parameters", "{:,.0f}", 1),
-    ("peak_memory_mb", "peak MB", "{:.0f}", 1),
+#: Table 9.1's columns: accuracy, the decisions at the oracle threshold (test labels,
+#: thesis eq. 5.6) beside those at the label-free one (good validation images only), and
+#: the costs.
+OVERALL_COLUMNS = (
+    Column("method", align="left"),
+    *(c for c in runner.COMPARISON_COLUMNS if c.key not in ("train_seconds", "parameters")),
+    *metric_columns("train_seconds", "predict_seconds_per_image", "parameters", "peak_memory_mb"),
 )
 
-_METRIC_TITLES = {key: title for key, title, _, _ in _OVERALL_COLUMNS}
-
-
-def _fmt(value, fmt: str = "{:.3f}", scale: float = 1) -> str:
-    return "–" if value is None else fmt.format(value * scale)
+#: the metrics' titles in the report, the oracle's marked as such ("Dice (oracle t)")
+_TITLES = {column.key: column.header for column in OVERALL_COLUMNS}
 
 
 def _mean_std(mean, std, fmt: str = "{:.3f}") -> str:
-    return _fmt(mean, fmt) + ("" if std is None else f" ± {fmt.format(std)}")
-
-
-def _table(header: list[str], rows: list[list[str]], left: int = 1, last_left: bool = False) -> str:
-    """A Markdown table: the first ``left`` columns (and with ``last_left`` the last one)
-    aligned left, the others (numbers) right."""
-    align = ["---"] * left + ["---:"] * (len(header) - left)
-    if last_left:
-        align[-1] = "---"
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    if mean is None:
+        return MISSING
+    return fmt.format(mean) + ("" if std is None else f" ± {fmt.format(std)}")
 
 
 def _listing(values: list) -> str:
@@ -843,26 +838,29 @@ def _listing(values: list) -> str:
 
 def overall_table(results: BenchResults) -> str:
     """The Markdown table of means per method (over categories, each the mean of its
-    seeds): accuracy, decisions, time, parameters and peak memory."""
-    rows = [
-        [row["method"], *(_fmt(row[key], fmt, scale) for key, _, fmt, scale in _OVERALL_COLUMNS)]
-        for row in results.overall
-    ]
-    return _table(["method", *(t for _, t, _, _ in _OVERALL_COLUMNS)], rows)
+    seeds): accuracy, decisions at the oracle and at the label-free threshold, time,
+    parameters and peak memory."""
+    return markdown_table(results.overall, OVERALL_COLUMNS)
 
 
 def per_category_table(results: BenchResults) -> str:
-    """The Markdown table of image AUROC and AU-PRO per category and method (mean ± std
-    over seeds), with the published numbers beside them where there are some."""
+    """The Markdown table of image AUROC, AU-PRO and Dice at the oracle and at the
+    label-free threshold per category and method (mean ± std over seeds), with the
+    published numbers beside them where there are some."""
     per_metric = {}
     for row in published_beside(results):
         per_metric.setdefault((row["method"], row["category"], row["metric"]), []).append(
             f"{row['published']:.3f} ({row['source']})"
         )
-    shown = [m for m in ("image_auroc", "au_pro") if any(k[2] == m for k in per_metric)]
-    header = ["category", "method", "seeds", "image AUROC"]
-    header += ["published image AUROC"] if "image_auroc" in shown else []
-    header += ["AU-PRO"] + (["published AU-PRO"] if "au_pro" in shown else [])
+    columns = [Column("category", align="left"), Column("method", align="left"), Column("seeds")]
+    for metric in ("image_auroc", "au_pro"):
+        columns.append(Column(metric, _TITLES[metric]))
+        if any(key[2] == metric for key in per_metric):
+            columns.append(Column(f"published_{metric}", f"published {columns[-1].header}"))
+    columns += [
+        Column("dice", _TITLES["dice"]),
+        Column("label_free_dice", _TITLES["label_free_dice"]),
+    ]
     rows = []
     for category in results.categories:
         for method in results.methods:
@@ -872,15 +870,13 @@ def per_category_table(results: BenchResults) -> str:
             )
             if entry is None:
                 continue
-            row = [category, method, str(entry["seeds"])]
-            row.append(_mean_std(entry["image_auroc_mean"], entry["image_auroc_std"]))
-            if "image_auroc" in shown:
-                row.append("; ".join(per_metric.get((method, category, "image_auroc"), ["–"])))
-            row.append(_mean_std(entry["au_pro_mean"], entry["au_pro_std"]))
-            if "au_pro" in shown:
-                row.append("; ".join(per_metric.get((method, category, "au_pro"), ["–"])))
+            row = {"category": category, "method": method, "seeds": entry["seeds"]}
+            for metric in ("image_auroc", "au_pro", "dice", "label_free_dice"):
+                row[metric] = _mean_std(entry[f"{metric}_mean"], entry[f"{metric}_std"])
+                published = per_metric.get((method, category, metric), [MISSING])
+                row[f"published_{metric}"] = "; ".join(published)
             rows.append(row)
-    return _table(header, rows, 2)
+    return markdown_table(rows, columns)
 
 
 def published_beside_table(results: BenchResults) -> str:
@@ -889,21 +885,24 @@ def published_beside_table(results: BenchResults) -> str:
     published = published_beside(results)
     if not published:
         return ""
+
+    def number(row: dict, key: str) -> str:
+        return Column(key, format="{:.3f}" if "auroc" in row["metric"] else "{:.3g}").show(row[key])
+
     rows = [
-        [
-            row["method"],
-            row["category"],
-            _METRIC_TITLES.get(row["metric"], row["metric"]),
-            _fmt(row["ours"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
-            _fmt(row["published"], "{:.3f}" if "auroc" in row["metric"] else "{:.3g}"),
-            row["source"],
-        ]
+        {
+            **row,
+            "metric": _TITLES.get(row["metric"], row["metric"]),
+            "ours": number(row, "ours"),
+            "published": number(row, "published"),
+        }
         for row in published
     ]
-    header = ["method", "category", "metric", "ours", "published", "source"]
+    columns = [Column(key, align="left") for key in ("method", "category", "metric")]
+    columns += [Column("ours"), Column("published"), Column("source", align="left")]
     used = sorted(_unique(row["source_key"] for row in published))
     return (
-        _table(header, rows, 3, last_left=True)
+        markdown_table(rows, columns)
         + "\n"
         + "\n".join(f"* `{key}`: {SOURCES[key]}" for key in used if key in SOURCES)
         + "\n"
@@ -920,21 +919,23 @@ def results_markdown(results: BenchResults) -> str:
         f"({_listing(results.categories)}) × {len(seeds)} seed(s) ({_listing(seeds)}).\n"
     )
     settings = [
-        [
-            method,
-            *(
-                _listing(results.settings[method][key])
-                for key in ("profile", "backbone", "image_size", "epochs")
-            ),
-        ]
+        {
+            "method": method,
+            **{key: _listing(value) for key, value in results.settings[method].items()},
+        }
         for method in results.methods
     ]
-    parts.append(_table(["method", "profile", "backbone", "image size", "epochs"], settings, 3))
+    columns = [Column(key, align="left") for key in ("method", "profile", "backbone")]
+    columns += [Column("image_size", "image size"), Column("epochs")]
+    parts.append(markdown_table(settings, columns))
 
     parts.append("## Means over categories and seeds\n")
     parts.append(
-        "Each category weighs the same (the mean of its seeds' mean). Peak memory is the "
-        "device's (CPU: the process's peak resident set).\n"
+        "Each category weighs the same (the mean of its seeds' mean). Dice and the false "
+        "goods and bads are shown twice: at the oracle threshold (image-level F1-optimal on "
+        "the test labels, thesis eq. 5.6: a best case) and at the label-free one (a quantile "
+        "of the good validation images' scores: what a deployment could set). Peak memory "
+        "is the device's (CPU: the process's peak resident set).\n"
     )
     parts.append(overall_table(results))
 

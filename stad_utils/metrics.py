@@ -190,13 +190,18 @@ def as_labels(labels, n: int | None = None, name: str = "labels") -> np.ndarray:
     return y.astype(np.int64)
 
 
-def as_scores(scores, n: int | None = None, name: str = "image_scores") -> np.ndarray:
-    """Image scores (array, tensor or list) as a float64 array (N,) of finite values.
+def as_scores(
+    scores, n: int | None = None, name: str = "image_scores", *, allow_empty: bool = True
+) -> np.ndarray:
+    """Scores (array, tensor or list, of any shape) as a flat float64 array of finite values.
 
-    ``n``: the number of images they must match; ``name``: how error messages call them.
-    ``ValueError`` for a wrong count or for NaN / infinite scores.
+    ``n``: the number of images they must match; ``name``: how error messages call them;
+    ``allow_empty=False`` refuses an empty array (a threshold needs a score).
+    ``ValueError`` for a wrong count, an unwanted empty array or NaN / infinite scores.
     """
     s = np.asarray(_to_numpy(scores), dtype=np.float64).reshape(-1)
+    if not allow_empty and s.size == 0:
+        raise ValueError(f"{name} is empty: give at least one score.")
     if n is not None and s.size != n:
         raise ValueError(
             f"{name} has {s.size} entries but there are {n} images: give one per image."

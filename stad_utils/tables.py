@@ -1,9 +1,10 @@
 """Markdown tables, one way: rows of values, columns that say how to show them.
 
-The package's tables (metrics per category, dataset statistics, the published numbers,
-backbones and parameter counts) go through :func:`markdown_table`, and every metric has
-one title and one format, in :data:`METRIC_COLUMNS`; ``runner.comparison_table`` and the
-benchmark's tables are still to be switched (``tests/test_tables.py`` lists them). Quick use::
+Every table of the package (metrics per category, dataset statistics, the published
+numbers, backbones and parameter counts, the runner's comparison and the benchmark's
+report) goes through :func:`markdown_table` (``tests/test_tables.py`` checks that no module
+writes one by hand), and every metric has one title and one format, in
+:data:`METRIC_COLUMNS`. Quick use::
 
     from stad_utils.tables import Column, markdown_table, metric_columns
 

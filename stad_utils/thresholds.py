@@ -60,13 +60,11 @@ class Threshold:
         return asdict(self)
 
 
-def _finite_1d(values, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    if array.size == 0:
-        raise ValueError(f"{name} is empty: a threshold needs at least one score.")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values; fix the scores first.")
-    return array
+def _scores(values, name: str) -> np.ndarray:
+    """``metrics.as_scores``: finite, flat, not empty."""
+    from .metrics import as_scores  # metrics imports this module
+
+    return as_scores(values, name=name, allow_empty=False)
 
 
 def _check_rate(false_alarm_rate: float) -> float:
@@ -102,7 +100,7 @@ def pixel_f1_oracle(anomaly_maps, masks) -> Threshold:
     test masks ("that would imply that ground-truth masks are provided", §5.4.2). The
     F1 of every distinct pixel score comes from scikit-learn's ``precision_recall_curve``.
     """
-    scores = _finite_1d(anomaly_maps, "anomaly_maps")
+    scores = _scores(anomaly_maps, "anomaly_maps")
     truth = (np.asarray(masks).reshape(-1) > 0).astype(np.int8)
     if truth.size != scores.size:
         raise ValueError(
@@ -147,7 +145,7 @@ def validation_quantile(validation_image_scores, false_alarm_rate: float = 0.05)
     on. The threshold is their ``1 − false_alarm_rate`` quantile, so about
     ``false_alarm_rate`` of good images are flagged. No test image, label or mask is involved.
     """
-    scores = _finite_1d(validation_image_scores, "validation_image_scores")
+    scores = _scores(validation_image_scores, "validation_image_scores")
     rate = _check_rate(false_alarm_rate)
     return _quantile_rule(scores, rate, "validation_quantile", "images", "validation_images")
 
@@ -159,7 +157,7 @@ def validation_pixel_quantile(validation_maps, false_alarm_rate: float = 0.01) -
     images. The threshold is the ``1 − false_alarm_rate`` quantile of their pixels, so
     about that fraction of good pixels is segmented as defective.
     """
-    pixels = _finite_1d(validation_maps, "validation_maps")
+    pixels = _scores(validation_maps, "validation_maps")
     rate = _check_rate(false_alarm_rate)
     return _quantile_rule(pixels, rate, "validation_pixel_quantile", "pixels", "validation_pixels")
 

@@ -289,8 +289,10 @@ def test_merged_shards_equal_the_unsharded_sweep_byte_for_byte(tmp_path):
     assert "peak_memory_mb_mean" in header and "parameters_std" in header
     assert [row["method"] for row in a.overall] == ["stfpm", "fvv"]
     markdown = (whole / "results.md").read_text()
-    assert "| method | image AUROC | pixel AUROC | AU-PRO | Dice | false goods | false bads |" in (
-        markdown
+    assert (
+        "| method | image AUROC | pixel AUROC | AU-PRO | Dice (oracle t) | false goods (oracle) "
+        "| false bads (oracle) | Dice (label-free t) | false goods (label-free) "
+        "| false bads (label-free) |" in markdown
     )
     assert "ms per image | parameters | peak MB |" in markdown
     assert "tmp" not in markdown and str(tmp_path) not in markdown
@@ -439,6 +441,9 @@ def test_one_real_run_on_the_tiny_dataset(mvtec_root, tmp_path):
     assert not (tmp_path / "bench" / "models").exists()
     results = bench.merge(tmp_path / "bench", figures=False)
     assert results.runs[0]["key"] == "stfpm__alpha__seed42"
+    label_free = record["thresholds"]["validation_quantile"]  # a real run records the rule
+    assert results.runs[0]["label_free_dice"] == label_free["dice"]
+    assert 0 <= results.runs[0]["label_free_dice"] <= 1
 
 
 def test_a_changed_job_loses_its_old_checkpoint_and_an_interrupted_one_keeps_it(tmp_path):
@@ -487,3 +492,119 @@ def test_a_resumed_run_records_it_and_its_wall_time_covers_earlier_training(tmp_
     assert record["session_wall_seconds"] < 1
     assert record["wall_seconds"] == pytest.approx(30.5 + record["session_wall_seconds"])
     assert record["wall_seconds"] >= record["train_seconds"]
+
+
+# ----------------------------------------------------------------------------------------
+# The label-free decisions beside the oracle's (issue 15), on hand-made run files
+# ----------------------------------------------------------------------------------------
+
+
+def hand_made_run(method, category, seed, metrics, label_free=None) -> dict:
+    """A run file as the sweep writes it; ``label_free`` = (Dice, false goods, false bads)
+    at the validation-quantile threshold, ``None`` for a run file older than that rule."""
+    record = {
+        "method": method,
+        "category": category,
+        "seed": seed,
+        "profile": "quick",
+        "config": {"profile": "quick", "backbone": "resnet18", "image_size": 64, "epochs": 2},
+        "job": {
+            "method": method,
+            "category": category,
+            "seed": seed,
+            "key": f"{method}__{category}__seed{seed}",
+        },
+        **dict(
+            zip(
+                (
+                    *("image_auroc", "pixel_auroc", "au_pro", "dice", "false_goods"),
+                    *("false_bads", "train_seconds", "predict_seconds_per_image"),
+                    *("parameters", "peak_memory_mb"),
+                ),
+                metrics,
+                strict=True,
+            )
+        ),
+    }
+    if label_free is not None:
+        dice, goods, bads = label_free
+        record["thresholds"] = {
+            "image_f1_oracle": {"dice": record["dice"], "false_goods": record["false_goods"]},
+            "validation_quantile": {"dice": dice, "false_goods": goods, "false_bads": bads},
+            "validation_pixel_quantile": {"dice": 0.99, "false_goods": 99, "false_bads": 99},
+        }
+    return record
+
+
+def write_hand_made_runs(out: Path) -> None:
+    runs = out / "runs"
+    runs.mkdir(parents=True)
+    for record in (
+        hand_made_run("stfpm", "brick", 1, (0.9, 0.95, 0.8, 0.8, 1, 2, 10, 0.002, 1000, 100),
+                      (0.5, 3, 0)),
+        hand_made_run("stfpm", "brick", 2, (0.7, 0.85, 0.6, 0.6, 3, 0, 20, 0.004, 1000, 200),
+                      (0.3, 5, 1)),
+        hand_made_run("stfpm", "grass", 1, (0.8, 0.9, 0.7, 0.7, 0, 1, 30, 0.003, 1000, 300),
+                      (0.4, 2, 2)),
+        hand_made_run("fvv", "brick", 1, (0.6, 0.7, 0.5, 0.2, 4, 5, 40, 0.01, 2000, 50)),
+    ):  # fmt: skip
+        (runs / f"{record['job']['key']}.json").write_text(json.dumps(record))
+
+
+def test_runs_carry_the_label_free_numbers_of_their_report(tmp_path):
+    write_hand_made_runs(tmp_path)
+    results = bench.merge(tmp_path, figures=False)
+    by_key = {row["key"]: row for row in results.runs}
+    assert {k: by_key["stfpm__brick__seed2"][k] for k in bench.LABEL_FREE_KEYS} == {
+        "label_free_dice": 0.3,
+        "label_free_false_goods": 5,
+        "label_free_false_bads": 1,
+    }  # the image-level validation quantile, not the pixel one
+    assert all(by_key["fvv__brick__seed1"][k] is None for k in bench.LABEL_FREE_KEYS)
+    assert results.cell("stfpm", "brick", "label_free_dice") == pytest.approx(0.4)
+    assert results.cell("stfpm", "brick", "label_free_dice", "std") == pytest.approx(
+        0.02**0.5
+    )  # sample std of 0.5, 0.3
+    overall = {row["method"]: row for row in results.overall}
+    assert overall["stfpm"]["label_free_false_goods"] == pytest.approx(3.0)  # mean(4, 2)
+    assert overall["stfpm"]["label_free_false_bads"] == pytest.approx(1.25)  # mean(0.5, 2)
+
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    header = csv_lines[0].split(",")
+    assert header[-4:] == [*bench.LABEL_FREE_KEYS, "peak_memory_mb"]
+    row = dict(zip(header, csv_lines[1].split(","), strict=True))
+    assert (row["key"], row["label_free_dice"], row["label_free_false_goods"]) == (
+        "stfpm__brick__seed1",
+        "0.5",
+        "3",
+    )
+    assert csv_lines[-1].endswith(",,,,50")  # fvv: no label-free numbers, then peak MB
+    assert "label_free_dice_mean" in (tmp_path / "summary.csv").read_text().splitlines()[0]
+
+
+def test_the_tables_show_label_free_decisions_beside_the_oracle_ones(tmp_path):
+    write_hand_made_runs(tmp_path)
+    results = bench.collect(tmp_path)
+    assert bench.overall_table(results) == (
+        "| method | image AUROC | pixel AUROC | AU-PRO | Dice (oracle t) | false goods (oracle) "
+        "| false bads (oracle) | Dice (label-free t) | false goods (label-free) "
+        "| false bads (label-free) | training s | ms per image | parameters | peak MB |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| stfpm | 0.800 | 0.900 | 0.700 | 0.700 | 1 | 1 | 0.400 | 3 | 1.25 | 22.5 | 3.0 "
+        "| 1,000 | 225 |\n"
+        "| fvv | 0.600 | 0.700 | 0.500 | 0.200 | 4 | 5 | – | – | – | 40.0 | 10.0 | 2,000 | 50 |\n"
+    )
+    assert bench.per_category_table(results) == (
+        "| category | method | seeds | image AUROC | AU-PRO | Dice (oracle t) "
+        "| Dice (label-free t) |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n"
+        "| brick | stfpm | 2 | 0.800 ± 0.141 | 0.700 ± 0.141 | 0.700 ± 0.141 | 0.400 ± 0.141 |\n"
+        "| brick | fvv | 1 | 0.600 | 0.500 | 0.200 | – |\n"
+        "| grass | stfpm | 1 | 0.800 | 0.700 | 0.700 | 0.400 |\n"
+    )
+    markdown = bench.results_markdown(results)
+    assert "at the oracle threshold (image-level F1-optimal on the test labels" in markdown
+    assert "| method | profile | backbone | image size | epochs |\n|---|---|---|---:|---:|\n" in (
+        markdown
+    )
+    assert "| stfpm | quick | resnet18 | 64 | 2 |\n" in markdown

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from stad_utils.models import DenseExtractor, naive_dense, pad_images, patch_network
-from stad_utils.models.dense import _stride_offsets, _unwarp
+from stad_utils.models.dense import stride_offsets, unwarp
 
 ATOL = 1e-4  # float32
 
@@ -108,12 +108,12 @@ def test_gradients_match_patchwise():
 
 def test_unwarp_inverts_the_offset_stacking():
     x = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).view(2, 3, 8, 12)
-    stacked = _stride_offsets(x, 2)
+    stacked = stride_offsets(x, 2)
     assert stacked.shape == (8, 3, 4, 6)
     # offset-major: batch index = (i·s + j)·N + n; offset (0, 1) of image 1 is 1·2 + 1
     assert torch.equal(stacked[1 * 2 + 1], x[1, :, 0::2, 1::2])
     assert torch.equal(stacked[2 * 2 + 0], x[0, :, 1::2, 0::2])  # offset (1, 0), image 0
-    assert torch.equal(_unwarp(stacked, 2), x)
+    assert torch.equal(unwarp(stacked, 2), x)
 
 
 def test_errors_are_clear(nets):

@@ -414,6 +414,9 @@ def test_public_validators_convert_and_explain():
         M.as_labels(1)
     with pytest.raises(ValueError, match="val_scores contains 1 NaN and 0 infinite"):
         M.as_scores([0.1, np.nan], name="val_scores")
+    assert M.as_scores(np.zeros((2, 0))).shape == (0,)  # empty is allowed unless refused
+    with pytest.raises(ValueError, match="val_maps is empty: give at least one score"):
+        M.as_scores(np.zeros((2, 0)), name="val_maps", allow_empty=False)
 
 
 def test_chunked_curve_assembly_matches_brute_force(monkeypatch):

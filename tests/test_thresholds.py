@@ -49,10 +49,12 @@ def test_false_alarm_rate_out_of_range_is_refused(rate):
 
 
 def test_empty_or_nan_validation_scores_are_refused():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="validation_image_scores is empty"):
         thresholds.validation_quantile([])
-    with pytest.raises(ValueError, match="NaN"):
-        thresholds.validation_quantile([1.0, float("nan")])
+    with pytest.raises(ValueError, match="validation_maps contains 1 NaN and 0 infinite"):
+        thresholds.validation_pixel_quantile(np.array([[[1.0, np.nan]]]))
+    with pytest.raises(ValueError, match="anomaly_maps contains 0 NaN and 1 infinite"):
+        thresholds.pixel_f1_oracle(np.array([[[1.0, np.inf]]]), np.array([[[0, 1]]]))
 
 
 def _test_set(rng):

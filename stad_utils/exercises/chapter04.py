@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.dense import _stride_offsets, _unwarp
+from ..models import dense
 from . import attempt, fail, passed
 
 
 def _reference_pool_all_offsets(x: torch.Tensor, s: int) -> torch.Tensor:
-    return _stride_offsets(F.max_pool2d(x, s, stride=1), s)
+    return dense.stride_offsets(F.max_pool2d(x, s, stride=1), s)
 
 
 def _cases():
@@ -58,7 +58,7 @@ def check_pool_all_offsets(pool_all_offsets) -> bool:
             continue
         pieces = list(expected.split(x.shape[0], dim=0))
         swapped = torch.cat([pieces[j * s + i] for i in range(s) for j in range(s)], dim=0)
-        avg = _stride_offsets(F.avg_pool2d(x, s, stride=1), s)
+        avg = dense.stride_offsets(F.avg_pool2d(x, s, stride=1), s)
         hint = (
             "Offset (i, j) is the stride-s max pooling of x shifted by i rows and j columns, "
             "i.e. of x[:, :, i:, j:]."
@@ -86,7 +86,7 @@ def check_unwarp(unwarp) -> bool:
         stacked = _reference_pool_all_offsets(x, s)
         answer = attempt(name, unwarp, stacked.clone(), s)
         answer = _as_tensor(answer, name, description)
-        expected = _unwarp(stacked, s)
+        expected = dense.unwarp(stacked, s)
         if answer.shape != expected.shape:
             fail(
                 name,
@@ -106,7 +106,7 @@ def check_unwarp(unwarp) -> bool:
         )
         # Reading the stack image by image: entry b·s² + k taken as offset k of image b.
         as_image_major = stacked.view(m, s * s, *stacked.shape[1:]).transpose(0, 1)
-        image_major = _unwarp(as_image_major.flatten(0, 1), s)
+        image_major = dense.unwarp(as_image_major.flatten(0, 1), s)
         hint = (
             "Output pixel (y·s + i, x·s + j) of image b is pixel (y, x) of the map of offset "
             "(i, j), which is entry (i·s + j)·B + b of the stack."

@@ -7,6 +7,8 @@ training, batching, devices, checkpoints — lives here and in :mod:`stad_utils.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,12 @@ def register(cls: type[Method]) -> type[Method]:
 class Method(nn.Module):
     """Base class of the anomaly detectors.
 
-    Subclasses set ``name``, store their constructor arguments in ``self.options`` (so
-    ``save``/``load`` can rebuild them) and implement:
+    Subclasses set ``name`` and implement the two functions below. Every argument of a
+    subclass's constructor (its defaults filled in, ``pretrained`` aside) is recorded in
+    ``self.options`` before the constructor's body runs, so ``save`` stores each one and
+    ``load`` rebuilds the same method; a constructor may keep an option in another form by
+    passing it to ``Method.__init__`` (``layers=tuple(layers)``) or writing
+    ``self.options[name]``. The methods to implement:
 
     * ``loss(images (B, 3, H, W)) -> scalar``: the training loss on good images;
     * ``anomaly_map(images (B, 3, H, W)) -> (B, H, W)``: per-pixel anomaly scores.
@@ -44,10 +50,17 @@ class Method(nn.Module):
     # for the method (Profile.method_training), above the profile's own fields.
     training_defaults: dict = {}
 
-    def __init__(self, **options) -> None:
+    def __init__(self, **normalized) -> None:
+        """``normalized``: options in the form the method keeps them (e.g. a tuple given as a
+        list); they replace the recorded arguments of the same name."""
         super().__init__()
-        self.options = options
+        self.options = {**self.__dict__.get("options", {}), **normalized}
         self.history: TrainHistory | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_options(cls.__init__)
 
     # -- to implement ------------------------------------------------------------------
     def loss(self, images: torch.Tensor) -> torch.Tensor:
@@ -121,3 +134,40 @@ class Method(nn.Module):
         method = method_cls(**saved["options"], pretrained=False)
         method.load_state_dict(saved["state"])
         return method.to(device).eval()
+
+
+#: constructor arguments that are not options: ``pretrained`` only says whether to download
+#: the teacher's weights (``load`` passes ``False``: the weights come from the file)
+NOT_OPTIONS = ("pretrained",)
+
+
+def _recording_options(init):
+    """Wrap a method's ``__init__`` so that its arguments become ``self.options``.
+
+    The names come from the constructor's signature (read once, here), so a new argument
+    is saved and restored without being listed anywhere else. Only the outermost
+    constructor records: a subclass's arguments are the ones ``load`` must pass back.
+    """
+    signature = inspect.signature(init)
+    if any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+        raise TypeError(
+            f"{init.__qualname__} takes *args: a method's options must have names, so that "
+            "load can pass them back."
+        )
+
+    @functools.wraps(init)
+    def init_recording_options(self, *args, **kwargs):
+        if "options" not in self.__dict__:  # not yet recorded by a subclass's constructor
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            options = {}
+            for name, value in list(bound.arguments.items())[1:]:  # [0] is self
+                if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                    options.update(value)
+                elif name not in NOT_OPTIONS:
+                    options[name] = value
+            # set before nn.Module.__init__ runs, so the body may read its options
+            self.__dict__["options"] = options
+        init(self, *args, **kwargs)
+
+    return init_recording_options

@@ -85,14 +85,8 @@ class FeatureVectorsVariance(Method):
     ) -> None:
         if num_students < 2:
             raise ValueError("An ensemble needs at least 2 students (its variance is 0 otherwise).")
-        super().__init__(
-            backbone=backbone,
-            layers=tuple(layers),
-            num_students=num_students,
-            seed=seed,
-            independent_order=independent_order,
-        )
-        self.scoring = scoring  # validated and recorded in options by the setter
+        super().__init__(layers=tuple(layers))
+        self.scoring = scoring  # validated by the setter
         self.independent_order = independent_order
         self.teacher = build_backbone(backbone, pretrained=pretrained, layers=layers).freeze()
         self.students = nn.ModuleList(
@@ -166,4 +160,5 @@ class _OneStudent(STFPM):
 
     def __init__(self, teacher: nn.Module, one_student: nn.Module) -> None:
         Method.__init__(self)
+        self.options = {}  # a part of an FVV ensemble, never saved on its own
         self.teacher, self.student = teacher, one_student

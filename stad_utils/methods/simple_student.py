@@ -42,8 +42,6 @@ class SimpleStudent(STFPM):
         seed: int = 0,
         pretrained: bool = True,
     ) -> None:
-        Method.__init__(
-            self, backbone=backbone, layers=tuple(layers), inner=tuple(inner), seed=seed
-        )
+        Method.__init__(self, layers=tuple(layers), inner=tuple(inner))  # not STFPM's student
         self.teacher = build_backbone(backbone, pretrained=pretrained, layers=layers).freeze()
         self.student = simple_student(backbone, inner=inner, seed=seed, layers=layers)

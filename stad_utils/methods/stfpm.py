@@ -86,7 +86,7 @@ class STFPM(Method):
         seed: int = 0,
         pretrained: bool = True,
     ) -> None:
-        super().__init__(backbone=backbone, layers=tuple(layers), seed=seed)
+        super().__init__(layers=tuple(layers))
         self.teacher = build_backbone(backbone, pretrained=pretrained, layers=layers).freeze()
         self.student = student(backbone, layers=layers, seed=seed)
 

@@ -108,19 +108,7 @@ class UninformedStudents(Method):
             )
         if num_students < 2:
             raise ValueError("An ensemble needs at least 2 students (its variance is 0 otherwise).")
-        super().__init__(
-            backbone=backbone,
-            scales=scales,
-            num_students=num_students,
-            width=width,
-            seed=seed,
-            teacher_steps=teacher_steps,
-            teacher_seed=teacher_seed,
-            teacher_dir=teacher_dir,
-            teacher_images=teacher_images,
-            crop_size=crop_size,
-            padding=padding,
-        )
+        super().__init__(scales=scales)
         self.pretrained = pretrained
         self.teachers = nn.ModuleList(
             patch_network(p, width=width, seed=teacher_seed) for p in scales
@@ -135,7 +123,7 @@ class UninformedStudents(Method):
         self.register_buffer("descriptor_mean", torch.full((len(scales), d), float("nan")))
         self.register_buffer("descriptor_std", torch.full((len(scales), d), float("nan")))
         self.register_buffer("score_statistics", torch.full((len(scales), 4), float("nan")))
-        self.use_scales = scales if use_scales is None else use_scales  # recorded in options
+        self.use_scales = scales if use_scales is None else use_scales  # validated by the setter
 
     # -- which scales the map averages -----------------------------------------------------
     @property

@@ -83,7 +83,7 @@ def pad_images(images: torch.Tensor, p: int, padding: str = "reflect") -> torch.
     return F.pad(images, (r, r, r, r), mode=padding)
 
 
-def _stride_offsets(x: torch.Tensor, s: int) -> torch.Tensor:
+def stride_offsets(x: torch.Tensor, s: int) -> torch.Tensor:
     """Multi-pooling step: a stride-1 result ``(N, C, h, w)`` → its ``s²`` strided read-outs
     ``[i::s, j::s]`` (offset ``i·s + j`` major), cropped to a common size, stacked in the
     batch: ``(s²·N, C, h', w')``."""
@@ -93,7 +93,7 @@ def _stride_offsets(x: torch.Tensor, s: int) -> torch.Tensor:
     return torch.cat([piece[:, :, :h, :w] for piece in pieces], dim=0)
 
 
-def _unwarp(x: torch.Tensor, s: int) -> torch.Tensor:
+def unwarp(x: torch.Tensor, s: int) -> torch.Tensor:
     """Inverse of one stacking: ``(s²·M, C, h, w)`` → ``(M, C, h·s, w·s)`` with
     ``out[m, :, y·s + i, x·s + j] = x[(i·s + j)·M + m, :, y, x]``."""
     n, c, h, w = x.shape
@@ -134,7 +134,7 @@ def _dense_layer(module: nn.Module, x: torch.Tensor, strides: list[int]) -> torc
     if s == 1:
         return y
     strides.append(s)
-    return _stride_offsets(y, s)
+    return stride_offsets(y, s)
 
 
 class DenseExtractor(nn.Module):
@@ -188,7 +188,7 @@ class DenseExtractor(nn.Module):
                 f"does the network map a {p}×{p} patch to 1×1?"
             )
         for s in reversed(strides):
-            x = _unwarp(x, s)
+            x = unwarp(x, s)
         return x[:, :, :h, :w]
 
     def extra_repr(self) -> str:
