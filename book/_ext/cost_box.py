@@ -121,14 +121,20 @@ def gpu_text(chapter: dict, assumptions: dict) -> str:
     if "gpu_hours_teachers_cached" in chapter:
         text += f" ({duration_text(chapter['gpu_hours_teachers_cached'])} with cached teachers)"
     text += f" and {memory:.1f} GB of GPU memory for {chapter['what_runs']}"
+    if "gpu_hours_paper_epochs" in chapter:
+        paper = chapter["gpu_hours_paper_epochs"]
+        text += (
+            f" (the paper's {paper['epochs']} epochs would take "
+            f"{duration_text(paper['hours_teachers_cached'])} with cached teachers)"
+        )
     if 0 < hours * 60 < 5:
         text += "; reading and augmenting the images adds to the arithmetic here"
     text += ". " + ("Fits" if chapter["fits_free_colab"] else "Does not fit")
     tflops = assumptions["throughput_flops"] / 1e12
     return (
         text + f" a free Colab session. Estimated from the FLOPs and activations "
-        f"measured by `benchmarks/bench_full_costs.py`, at {tflops:g} TFLOPS sustained "
-        f"({assumptions['throughput_source']})."
+        f"measured by `benchmarks/bench_full_costs.py`, at {tflops:g} TFLOPS sustained: "
+        f"{assumptions['throughput_source']}."
     )
 
 
