@@ -24,7 +24,13 @@ Then it estimates each chapter's GPU memory and time on a 16 GB T4 (see ``estima
     memory = CUDA context + 4 bytes × (frozen parameters + 2 or 3 × trainable parameters)
              + batch size × activations per image (float32: an upper bound under AMP)
 
-Run:  python benchmarks/bench_full_costs.py [--size 256] [--rss [METHOD ...]]
+It writes the measurements, the assumptions and every chapter's estimate and cost
+drivers to ``book/_data/full_costs.json`` (``--json`` names another file), which the
+book's cost boxes (``book/_ext/cost_box.py``) and the tables of ``book/setup.md`` read:
+rerun this script when a profile, a method or a network changes (a test compares the
+file's settings with the profiles).
+
+Run:  python benchmarks/bench_full_costs.py [--size 256] [--rss [METHOD ...]] [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -42,7 +50,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stad_utils import backbones
 from stad_utils.config import PROFILES
+from stad_utils.methods.uninformed_students import UninformedStudents
 from stad_utils.runner import RunConfig
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK_DATA = REPO / "book" / "_data" / "full_costs.json"
 
 METHODS = ("stfpm", "fvv", "simple_student", "uninformed_students")
 T4_MEMORY_GB = 15.0  # of the T4's 16 GB, what PyTorch can use
@@ -50,6 +62,10 @@ T4_MEMORY_GB = 15.0  # of the T4's 16 GB, what PyTorch can use
 # about an eighth of its fp16 tensor-core peak (65): convolution-heavy training at small
 # batches rarely reaches more. Times below scale with 1 / THROUGHPUT.
 THROUGHPUT = 8e12
+THROUGHPUT_SOURCE = (
+    "an assumption, not a measurement: the T4's float32 peak is 8.1 TFLOPS, about an "
+    "eighth of its float16 tensor-core peak of 65 (NVIDIA's T4 datasheet)"
+)
 # Colab does not publish its free GPU quota; sessions of a few hours usually run through.
 # A chapter "fits" when its estimate is at most this long (and within T4_MEMORY_GB).
 FREE_SESSION_HOURS = 3.0
@@ -58,6 +74,7 @@ CUDA_CONTEXT_GB = 0.5  # CUDA context and cuDNN workspace, roughly
 # held out for validation; 117 test images.
 TRAIN_IMAGES, VAL_IMAGES, TEST_IMAGES = 252, 28, 117
 TEACHER_STEPS, TEACHER_BATCH = 20_000, 64  # the full profile's teacher pre-training
+PAPER_EPOCHS = 100  # Uninformed Students' students in the paper
 
 
 @contextlib.contextmanager
@@ -225,7 +242,7 @@ def training_hours(row: dict, epochs: int | None = None) -> float:
 
 
 def estimate(rows: dict, teacher_rows: list[dict]) -> list[tuple[str, float, float, str]]:
-    """Per chapter: (chapter, GB, hours, what runs) on a T4 at THROUGHPUT."""
+    """Per chapter (its notebook's name): (chapter, GB, hours, what runs) on a T4."""
     teacher_hours = [TEACHER_STEPS * t["train_flops"] / THROUGHPUT / 3600 for t in teacher_rows]
     # a teacher step is one batch of 64 triplets, trained with Adam
     teacher_gb = [training_memory_gb({**t, "optimizer": "adam"}, batch=1) for t in teacher_rows]
@@ -238,26 +255,151 @@ def estimate(rows: dict, teacher_rows: list[dict]) -> list[tuple[str, float, flo
 
     us = rows["uninformed_students"]
     return [
-        ("1 task and data", CUDA_CONTEXT_GB, 0.0, "reads the data; no training"),
-        ("2 measuring detectors", 0.0, 0.0, "synthetic maps; CPU only"),
-        ("3 descriptive teacher", teacher_gb[-1], teacher_hours[-1], "one p=65 teacher"),
-        ("4 dense features", CUDA_CONTEXT_GB, 0.0, "untrained networks, one image"),
+        ("01_task_and_data", CUDA_CONTEXT_GB, 0.0, "reading the data, nothing trained"),
+        ("02_measuring_detectors", 0.0, 0.0, "hand-made anomaly maps"),
+        ("02b_the_field", CUDA_CONTEXT_GB, 0.0, "two training-free baselines"),
+        ("03_descriptive_teacher", teacher_gb[-1], teacher_hours[-1], "one p = 65 teacher"),
+        ("04_dense_features", CUDA_CONTEXT_GB, 0.0, "untrained networks on one image"),
         (
-            "5 uninformed students",
+            "05_uninformed_students",
             max(mem("uninformed_students"), *teacher_gb),
             sum(teacher_hours) + training_hours(us),
-            "3 teachers (cached after) + 9 students",
+            "3 teachers (cached afterwards), then 3 scales × 3 students",
         ),
-        ("6 stfpm", mem("stfpm"), hours("stfpm"), "STFPM"),
-        ("7 fvv", mem("fvv", "stfpm"), hours("fvv", "stfpm", "simple_student"), "FVV, STFPM, SS"),
-        ("8 simple student", mem("simple_student"), hours("simple_student", "stfpm"), "SS, STFPM"),
+        ("06_stfpm", mem("stfpm"), hours("stfpm"), "STFPM"),
         (
-            "9 comparing methods",
+            "07_feature_vectors_variance",
+            mem("fvv", "stfpm"),
+            hours("fvv", "stfpm", "simple_student"),
+            "FVV, with STFPM and Simple Student for comparison",
+        ),
+        (
+            "08_simple_student",
+            mem("simple_student"),
+            hours("simple_student", "stfpm"),
+            "Simple Student, with STFPM for comparison",
+        ),
+        (
+            "09_comparing_methods",
             mem(*METHODS),
             hours(*METHODS),
-            "the sweep, one category (teachers cached)",
+            "the sweep: the four methods on one category (teachers cached)",
         ),
     ]
+
+
+def resolved_settings(method: str, profile: str) -> RunConfig:
+    return RunConfig(method=method, data="", category="", profile=profile).resolved()
+
+
+def us_option(name: str, profile: str):
+    """An Uninformed Students option in a profile (else the constructor's default)."""
+    options = resolved_settings("uninformed_students", profile).method_options
+    default = inspect.signature(UninformedStudents.__init__).parameters[name].default
+    return options.get(name, default)
+
+
+def cost_drivers() -> dict[str, list[str]]:
+    """Per chapter: the settings that drive its cost, with their quick and full values,
+    read from the profiles (``stad_utils.config.PROFILES``) and the methods' defaults."""
+    quick, full = PROFILES["quick"], PROFILES["full"]
+
+    def both(label: str, q, f, unit: str = "") -> str:
+        return f"{label}: {q}{unit} (quick), {f}{unit} (full)"
+
+    def epochs(method: str) -> str:
+        q, f = (resolved_settings(method, p).epochs for p in ("quick", "full"))
+        return both("`EPOCHS`, training time in proportion", q, f)
+
+    size = both("image size, cost ∝ pixels", quick.image_size, full.image_size, "²")
+    batch = both("batch size, GPU memory ∝ batch", quick.batch_size, full.batch_size)
+    steps = both(
+        "teacher pre-training steps of 64 triplets (`STEPS`)",
+        f"{us_option('teacher_steps', 'quick'):,}",
+        f"{us_option('teacher_steps', 'full'):,}",
+    )
+    width = both("patch-network width (`WIDTH`)", us_option("width", "quick"), 1.0)
+    window = (
+        f"student training window: {us_option('crop_size', 'quick')}² crops (quick), "
+        "the whole image (full), dense extraction ∝ pixels"
+    )
+    students = f"`NUM_STUDENTS` = {full.num_students} students, each trained and run"
+    return {
+        "01_task_and_data": [
+            "full profile only: downloading one MVTec AD category, once",
+            size,
+        ],
+        "02_measuring_detectors": ["32 × 32 hand-made maps: no dataset, no model"],
+        "02b_the_field": [
+            both("frozen backbone", quick.backbone, full.backbone),
+            size,
+            "`CATEGORIES`: each category's training and test images go through it once",
+        ],
+        "03_descriptive_teacher": [steps, width, "receptive field `P` (p = 65 costs most)"],
+        "04_dense_features": [
+            "the naive patch-by-patch reference, ∝ p² × pixels (the fast extractor is cheap)"
+        ],
+        "05_uninformed_students": [
+            epochs("uninformed_students"),
+            window,
+            width,
+            steps + ", three teachers, once (cached)",
+            size,
+        ],
+        "06_stfpm": [epochs("stfpm"), size, batch],
+        "07_feature_vectors_variance": [epochs("fvv"), students, size, batch],
+        "08_simple_student": [epochs("simple_student"), size, batch],
+        "09_comparing_methods": [
+            "`METHODS` × `CATEGORIES` × `SEEDS`: one training per run (runs the chapters "
+            "already trained are loaded)",
+            "Uninformed Students: most of the time in either profile",
+            epochs("stfpm"),
+            size,
+        ],
+    }
+
+
+def book_data(rows: dict, teachers: list[dict], size: int) -> dict:
+    """Everything the book's cost boxes and Setup's tables show, as one JSON object."""
+    drivers = cost_drivers()
+    chapters = {}
+    for chapter, gb, hours, what in estimate(rows, teachers):
+        chapters[chapter] = {
+            "gpu_memory_gb": round(gb, 2),
+            "gpu_hours": round(hours, 4),
+            "fits_free_colab": gb <= T4_MEMORY_GB and hours <= FREE_SESSION_HOURS,
+            "what_runs": what,
+            "drivers": drivers[chapter],
+        }
+    # chapter 5 pre-trains its teachers once: a second run loads them; and the full profile
+    # trains fewer epochs than the paper (the box says what the paper's would cost)
+    us = rows["uninformed_students"]
+    chapters["05_uninformed_students"]["gpu_hours_teachers_cached"] = round(training_hours(us), 4)
+    chapters["05_uninformed_students"]["gpu_hours_paper_epochs"] = {
+        "epochs": PAPER_EPOCHS,
+        "hours_teachers_cached": round(training_hours(us, epochs=PAPER_EPOCHS), 4),
+    }
+    return {
+        "generated_by": "benchmarks/bench_full_costs.py",
+        "assumptions": {
+            "gpu": "T4 (16 GB)",
+            "throughput_flops": THROUGHPUT,
+            "throughput_source": THROUGHPUT_SOURCE,
+            "usable_memory_gb": T4_MEMORY_GB,
+            "free_session_hours": FREE_SESSION_HOURS,
+            "cuda_context_gb": CUDA_CONTEXT_GB,
+            "image_size": size,
+            "category": "carpet",
+            "train_images": TRAIN_IMAGES,
+            "val_images": VAL_IMAGES,
+            "test_images": TEST_IMAGES,
+            "teacher_steps": TEACHER_STEPS,
+            "teacher_batch": TEACHER_BATCH,
+        },
+        "methods": rows,
+        "teachers": teachers,
+        "chapters": chapters,
+    }
 
 
 def main() -> None:
@@ -270,7 +412,12 @@ def main() -> None:
         help="also measure the peak RSS of real steps (default methods: all but "
         "uninformed_students, whose one real step at 256² takes minutes on a CPU)",
     )
-    parser.add_argument("--json", help="write the measurements to this file")
+    parser.add_argument(
+        "--json",
+        default=str(BOOK_DATA),
+        help="write measurements, assumptions and chapter estimates to this file "
+        "(default: %(default)s, which the book reads; '' to write nothing)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -312,8 +459,11 @@ def main() -> None:
         fits = "yes" if gb <= T4_MEMORY_GB and hours <= FREE_SESSION_HOURS else "no"
         print(f"| {chapter} | {gb:.1f} | {hours:.2f} | {fits} | {what} |")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"methods": rows, "teachers": teachers}, handle, indent=2)
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(book_data(rows, teachers, args.size), indent=2, ensure_ascii=False)
+        path.write_text(text + "\n", encoding="utf-8")
+        print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
