@@ -323,7 +323,9 @@ def cost_drivers() -> dict[str, list[str]]:
         f"student training window: {us_option('crop_size', 'quick')}² crops (quick), "
         "the whole image (full), dense extraction ∝ pixels"
     )
-    students = f"`NUM_STUDENTS` = {full.num_students} students, each trained and run"
+    students = (
+        f"`NUM_STUDENTS` = {us_option('num_students', 'full')} students, each trained and run"
+    )
     return {
         "01_task_and_data": [
             "full profile only: downloading one MVTec AD category, once",

@@ -409,18 +409,19 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def predict_timed(method: Method, dataset) -> tuple[np.ndarray, np.ndarray, float]:
-    """Anomaly maps, image scores and the mean seconds per image of ``predict``.
+def predict_timed(method: Method, dataset) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Anomaly maps, image scores, the mean seconds per image of ``predict`` and the
+    maps' parts (:meth:`Method.anomaly_map_with_parts`; empty for most methods).
 
     Call it on a dataset whose samples are already decoded (cached), so that the time is
     the method's, not the image decoder's.
     """
     _synchronize(method.device)
     started = time.perf_counter()
-    maps, scores = method.predict(dataset)
+    maps, scores, parts = method.predict(dataset, parts=True)
     _synchronize(method.device)
     seconds = time.perf_counter() - started
-    return maps, scores, seconds / max(len(dataset), 1)
+    return maps, scores, seconds / max(len(dataset), 1), parts
 
 
 def flat_report(
@@ -453,7 +454,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def evaluate_method(
+def evaluate_with_parts(
     method: Method,
     test_set,
     config: RunConfig,
@@ -462,15 +463,16 @@ def evaluate_method(
     val_set=None,
     threshold_rule: str = "image_f1_oracle",
     false_alarm_rate: float = 0.05,
-) -> tuple[dict, MetricsReport, np.ndarray]:
-    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps).
+) -> tuple[dict, MetricsReport, np.ndarray, dict]:
+    """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps,
+    the maps' parts by name, see :meth:`Method.anomaly_map_with_parts`).
 
     With ``val_set`` (good validation images) the label-free threshold rules are added to
     the oracles (:mod:`stad_utils.thresholds`); ``threshold_rule`` names the one behind
     the headline ``threshold``, ``dice`` and false counts. Every rule is recorded in
     ``report["thresholds"]`` with its source."""
     test_set.masks()  # decodes and caches the test images before timing
-    maps, scores, seconds_per_image = predict_timed(method, test_set)
+    maps, scores, seconds_per_image, parts = predict_timed(method, test_set)
     metrics = score(method, maps, scores, test_set, val_set, threshold_rule, false_alarm_rate)
     extra = {
         "train_seconds": history.seconds if history else None,
@@ -481,6 +483,23 @@ def evaluate_method(
     report = {**flat_report(config, metrics, method, extra), **threshold_fields(metrics)}
     if history is not None:
         report["history"] = history.to_dict()
+    return report, metrics, maps, parts
+
+
+def evaluate_method(
+    method: Method,
+    test_set,
+    config: RunConfig,
+    device: torch.device,
+    history=None,
+    val_set=None,
+    threshold_rule: str = "image_f1_oracle",
+    false_alarm_rate: float = 0.05,
+) -> tuple[dict, MetricsReport, np.ndarray]:
+    """:func:`evaluate_with_parts` without the parts: (flat report, metrics, anomaly maps)."""
+    report, metrics, maps, _ = evaluate_with_parts(
+        method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
+    )
     return report, metrics, maps
 
 
@@ -531,6 +550,9 @@ class TrainedRun:
     maps: np.ndarray | None  # the test set's anomaly maps (N, H, W)
     history: TrainHistory | None
     from_store: bool  # loaded from the store of trained models, not trained now
+    # the test maps' parts by name (Method.anomaly_map_with_parts); a run loaded from the
+    # store has none (predict them again with method.predict(test_set, parts=True))
+    parts: dict = field(default_factory=dict)
 
 
 def train_and_evaluate(
@@ -607,8 +629,9 @@ def train_and_evaluate(
         report["metrics_missing_reason"] = problem
         report["history"] = history.to_dict()
         metrics = maps = None
+        parts = {}
     else:
-        report, metrics, maps = evaluate_method(
+        report, metrics, maps, parts = evaluate_with_parts(
             method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
         )
     report["resumed_from_epoch"] = history.resumed_from_epoch
@@ -619,7 +642,7 @@ def train_and_evaluate(
     if entry is not None and metrics is not None:
         report["store_key"] = entry.key
         entry.save(method, report, maps, metrics.image_scores)
-    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False)
+    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False, parts)
 
 
 def _history_fields(saved: dict) -> dict:

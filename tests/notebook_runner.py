@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 
 
+def cell_timeout() -> int:
+    """The book's per-cell timeout in seconds (``execute.timeout`` in ``_config.yml``), so
+    that the tests give a cell exactly the time the book build gives it."""
+    import yaml
+
+    return int(yaml.safe_load((REPO / "_config.yml").read_text())["execute"]["timeout"])
+
+
 def run_chapter(name: str, out_dir: Path, profile: str = "quick", **parameters) -> dict:
     """Execute ``notebooks/<name>.ipynb`` in ``profile``; return its glued values.
 
@@ -43,7 +51,7 @@ def run_chapter(name: str, out_dir: Path, profile: str = "quick", **parameters) 
             # A finite per-cell timeout also makes nbclient poll for replies instead of
             # blocking on one read, which can hang forever after a widget is displayed
             # (jupyter/nbclient#312).
-            execution_timeout=900,
+            execution_timeout=cell_timeout(),
         )
     finally:
         if env_before is None:

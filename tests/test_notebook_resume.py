@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from notebook_runner import NOTEBOOKS, run_chapter
+from notebook_runner import NOTEBOOKS, cell_timeout, run_chapter
 
 from stad_utils.data import ensure_textures
 
@@ -47,7 +47,7 @@ def start_chapter(data: Path, out: Path) -> subprocess.Popen:
         "import papermill; papermill.execute_notebook("
         f"{str(NOTEBOOKS / '06_stfpm.ipynb')!r}, {str(out / 'killed.ipynb')!r}, "
         f"parameters={{'EPOCHS': {EPOCHS}}}, cwd={str(NOTEBOOKS)!r}, kernel_name='python3', "
-        "progress_bar=False, execution_timeout=900)"
+        f"progress_bar=False, execution_timeout={cell_timeout()})"
     )
     env = {**os.environ, "STAD_DATA": str(data), "STAD_PROFILE": "quick", "STAD_HEADLESS": "1"}
     env.pop("MPLBACKEND", None)

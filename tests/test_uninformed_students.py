@@ -1,6 +1,7 @@
 """The Uninformed Students method: training windows, eq. 5 loss, eq. 8 statistics from
 validation images only, multi-scale mean, save/load, errors, and the runner's settings."""
 
+import numpy as np
 import pytest
 import torch
 from memory_data import GoodImages
@@ -132,6 +133,31 @@ def test_anomaly_map_is_the_mean_of_the_scale_scores(trained):
     method.use_scales = method.scales
     with pytest.raises(ValueError, match="subset"):
         method.use_scales = [65]
+
+
+def test_predict_returns_each_scales_maps_with_the_anomaly_maps(trained):
+    """Chapter 5 studies e, v and the score of every scale from the run's one prediction
+    pass: the parts must be exactly what scale_maps gives, and the maps unchanged."""
+    method, _, val_set = trained
+    images = val_set.images[:3]
+    maps, scores = method.predict(images)
+    maps_too, scores_too, parts = method.predict(images, parts=True)
+    assert np.array_equal(maps, maps_too) and np.array_equal(scores, scores_too)
+    assert sorted(parts) == sorted(
+        f"p{p}/{k}" for p in (17, 33) for k in ("error", "variance", "score")
+    )
+    with torch.no_grad():
+        per_scale = method.scale_maps(images)
+    for p in (17, 33):
+        for key in ("error", "variance", "score"):
+            assert np.allclose(parts[f"p{p}/{key}"], per_scale[p][key].numpy(), atol=1e-6)
+    method.use_scales = [33]
+    try:  # the anomaly map averages use_scales only; the parts keep every scale
+        maps_33, _, parts_33 = method.predict(images, parts=True)
+        assert np.allclose(maps_33, parts_33["p33/score"], atol=1e-6)
+        assert "p17/score" in parts_33
+    finally:
+        method.use_scales = method.scales
 
 
 def test_save_and_load_give_the_same_maps(trained, tmp_path):

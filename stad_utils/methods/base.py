@@ -11,7 +11,6 @@ import functools
 import inspect
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -84,9 +83,19 @@ class Method(nn.Module):
         self.history = fit(self, train_set, val_set, config)
         return self.history
 
+    def anomaly_map_with_parts(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The anomaly map ``(B, H, W)`` and the named ``(B, H, W)`` maps it is built from,
+        in one pass. No parts by default; Uninformed Students gives each scale's e, v and
+        eq. 8 score, which chapter 5 studies without predicting the test set again."""
+        return self.anomaly_map(images), {}
+
     @torch.no_grad()
-    def predict(self, data, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """Anomaly maps ``(N, H, W)`` and image scores ``(N,)`` as float32 arrays.
+    def predict(self, data, batch_size: int = 16, parts: bool = False):
+        """Anomaly maps ``(N, H, W)`` and image scores ``(N,)`` as float32 arrays; with
+        ``parts=True`` also a third value, the parts of the maps by name
+        (:meth:`anomaly_map_with_parts`), each ``(N, H, W)``.
 
         ``data`` is a dataset of dict samples, or a tensor of images ``(N, 3, H, W)``
         in ``[0, 1]``.
@@ -96,13 +105,22 @@ class Method(nn.Module):
             batches = [{"image": chunk} for chunk in data.split(batch_size)]
         else:
             batches = make_loader(data, batch_size, shuffle=False)
-        maps, scores = [], []
+        maps, scores, pieces = [], [], {}
         for batch in batches:
             images = batch["image"].to(self.device)
-            amap = self.anomaly_map(images).float()
+            if parts:
+                amap, named = self.anomaly_map_with_parts(images)
+                for name, value in named.items():
+                    pieces.setdefault(name, []).append(value.float().cpu())
+            else:
+                amap = self.anomaly_map(images)
+            amap = amap.float()
             maps.append(amap.cpu())
             scores.append(self.image_score(amap).cpu())
-        return torch.cat(maps).numpy(), torch.cat(scores).numpy()
+        maps, scores = torch.cat(maps).numpy(), torch.cat(scores).numpy()
+        if not parts:
+            return maps, scores
+        return maps, scores, {name: torch.cat(value).numpy() for name, value in pieces.items()}
 
     def parameter_count(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -356,6 +356,20 @@ class UninformedStudents(Method):
         ]
         return torch.stack(scores).mean(dim=0)
 
+    def anomaly_map_with_parts(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The anomaly map and, for every scale p (``use_scales`` or not), its maps
+        ``"p{p}/error"`` (eq. 6), ``"p{p}/variance"`` (eq. 7) and ``"p{p}/score"`` (eq. 8)."""
+        per_scale = self.scale_maps(images)
+        parts = {
+            f"p{p}/{name}": value for p, maps in per_scale.items() for name, value in maps.items()
+        }
+        # the same mean, in the same order, as anomaly_map
+        used = [maps["score"] for p, maps in per_scale.items() if p in self.use_scales]
+        combined = torch.stack(used).mean(dim=0)
+        return combined, parts
+
 
 def teacher_cache_path(
     p: int,
