@@ -224,8 +224,7 @@ def test_importing_the_package_first_makes_torch_threads_sleep_between_operation
     import sys
 
     code = (
-        "import os, sys; {first}import stad_utils, torch; "
-        "print(os.environ.get('OMP_WAIT_POLICY'))"
+        "import os, sys; {first}import stad_utils, torch; print(os.environ.get('OMP_WAIT_POLICY'))"
     )
 
     def policy(first: str = "", **env) -> str:

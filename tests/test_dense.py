@@ -129,3 +129,25 @@ def test_errors_are_clear(nets):
     tiny = torch.rand(1, 3, 5, 3)
     with torch.no_grad():
         assert DenseExtractor(nets[65], "replicate")(tiny).shape == (1, 128, 5, 3)
+
+
+@pytest.mark.parametrize("p", [17, 33, 65])
+def test_channels_last_on_a_cpu_gives_the_same_descriptors(p, monkeypatch):
+    """cpu_fast_layout changes only the memory order of the inputs (for speed,
+    benchmarks/bench_layout.py): the dense maps and the patch descriptors agree with the
+    default order to float rounding, and come back with the same shape."""
+    from stad_utils.models import patch_networks
+
+    torch.manual_seed(0)
+    dense = DenseExtractor(patch_network(p, width=0.25, seed=1).eval())
+    images = torch.rand(2, 3, 40, 44)
+    patches = torch.rand(3, 3, p, p)
+    with torch.no_grad():
+        monkeypatch.setattr(patch_networks, "CHANNELS_LAST_ON_CPU", False)
+        plain_maps, plain_descriptors = dense(images), dense.patch_net(patches)
+        monkeypatch.setattr(patch_networks, "CHANNELS_LAST_ON_CPU", True)
+        fast_maps, fast_descriptors = dense(images), dense.patch_net(patches)
+    assert fast_maps.shape == plain_maps.shape == (2, 128, 40, 44)
+    assert torch.allclose(fast_maps, plain_maps, atol=1e-5)
+    assert torch.allclose(fast_descriptors, plain_descriptors, atol=1e-5)
+    assert patch_networks.cpu_fast_layout(images).is_contiguous(memory_format=torch.channels_last)

@@ -142,7 +142,8 @@ def test_normalization_is_imagenet_inside_the_network():
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     x = torch.rand(2, 3, 17, 17)
-    assert torch.allclose(net(x), net.body((x - mean) / std))
+    # atol: the network runs channels-last on a CPU (cpu_fast_layout), a float-rounding change
+    assert torch.allclose(net(x), net.body((x - mean) / std), atol=1e-6)
     assert torch.allclose(net.normalize(mean.expand(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4))
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from ..backbones import build_backbone
 from ..files import load_torch, write_atomically
 from ..losses import teacher_loss
-from ..models.patch_networks import PatchNetwork, decoder, patch_network
+from ..models.patch_networks import PatchNetwork, cpu_fast_layout, decoder, patch_network
 
 
 @dataclass
@@ -78,7 +78,7 @@ class PatchTeacher(nn.Module):
     def target(self, patches: torch.Tensor) -> torch.Tensor:
         """P(p): ``(B, 3, p, p)`` → ``(B, D)``, P's deepest features averaged over space."""
         resized = F.interpolate(
-            patches, size=self.target_size, mode="bilinear", align_corners=False
+            cpu_fast_layout(patches), size=self.target_size, mode="bilinear", align_corners=False
         )
         return self.pretrained_net(resized)["layer4"].mean(dim=(2, 3))
 

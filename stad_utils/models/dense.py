@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .patch_networks import PatchNetwork
+from .patch_networks import PatchNetwork, cpu_fast_layout
 
 PADDING_MODES = ("reflect", "replicate", "constant")
 # Modules that act on each value (or each pixel) independently: applied unchanged.
@@ -177,7 +177,7 @@ class DenseExtractor(nn.Module):
         extra_h, extra_w = (-h) % step, (-w) % step
         if extra_h or extra_w:
             x = F.pad(x, (0, extra_w, 0, extra_h), mode="constant", value=0.0)
-        x = self.patch_net.normalize(x)
+        x = cpu_fast_layout(self.patch_net.normalize(x))
         strides: list[int] = []
         for module in self.patch_net.body.children():
             x = _dense_layer(module, x, strides)

@@ -215,6 +215,21 @@ def receptive_field_of(rows: list[LayerRow]) -> int:
     return r
 
 
+# Channels-last memory order for the patch networks' inputs on a CPU: oneDNN runs their
+# small convolutions 1.2–1.8× faster so (benchmarks/bench_layout.py). A switch, so the
+# benchmark can measure both orders in one run.
+CHANNELS_LAST_ON_CPU = True
+
+
+def cpu_fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) in channels-last memory order on a CPU, unchanged elsewhere (on
+    CUDA and MPS the gain is not measured here). The same values and shape: only the order
+    of the numbers in memory differs, so results agree to float rounding."""
+    if not CHANNELS_LAST_ON_CPU or x.device.type != "cpu" or x.dim() != 4:
+        return x
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 class PatchNetwork(nn.Module):
     """A patch network: ``(B, 3, p, p)`` images in ``[0, 1]`` → ``(B, d, 1, 1)`` descriptors.
 
@@ -264,7 +279,7 @@ class PatchNetwork(nn.Module):
                 f"{tuple(patches.shape)}. For descriptors of every pixel of an image use "
                 "stad_utils.models.DenseExtractor."
             )
-        return self.body(self.normalize(patches))
+        return self.body(cpu_fast_layout(self.normalize(patches)))
 
     def stage_shapes(self) -> list[tuple[str, tuple[int, int, int]]]:
         """Run one zero patch and return ``(module name, (H, W, C))`` after every conv and
