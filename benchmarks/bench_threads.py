@@ -57,19 +57,17 @@ print(small, large)
 """
 
 
-def measure(policy: str | None) -> tuple[float, float]:
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
+def measure(settings: dict[str, str]) -> tuple[float, float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(settings)
     output = subprocess.run(
         [sys.executable, "-c", WORK], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     return float(output[-2]), float(output[-1])
 
 
-def best_of(policy: str | None, repeats: int) -> tuple[float, float]:
-    runs = [measure(policy) for _ in range(repeats)]
+def best_of(settings: dict[str, str], repeats: int) -> tuple[float, float]:
+    runs = [measure(settings) for _ in range(repeats)]
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
@@ -77,7 +75,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs each")
     args = parser.parse_args()
-    policies = {"default (spin)": None, "PASSIVE": "PASSIVE"}
+    policies = {
+        "default (spin)": {},
+        "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+        "GOMP_SPINCOUNT=20000": {"GOMP_SPINCOUNT": "20000"},
+        "GOMP_SPINCOUNT=200000": {"GOMP_SPINCOUNT": "200000"},
+    }
     rows = []
     for load in ("idle", "one core busy"):
         busy = None
@@ -93,7 +96,7 @@ def main() -> None:
                 busy.wait()
     base_small, base_large = rows[0][2], rows[0][3]
     print(f"{os.cpu_count()} CPUs; best of {args.repeats}; ratios against idle default\n")
-    print("| machine | wait policy | 15 teacher steps s | ratio | dense 8×128² s | ratio |")
+    print("| machine | threads wait | 15 teacher steps s | ratio | dense 8×128² s | ratio |")
     print("|---|---|---:|---:|---:|---:|")
     for load, name, small, large in rows:
         print(
