@@ -8,9 +8,6 @@ STAMP  := $(VENV)/.stad-installed
 JB     := $(BIN)/jupyter-book
 # Quick profile unless the caller says otherwise (the book is rendered on a CPU).
 export STAD_PROFILE ?= quick
-# torch's CPU threads sleep between operations instead of spinning: beside another busy
-# process, spinning made small operations up to 14x slower (benchmarks/bench_threads.py).
-export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: book test lint student data clean help install
 

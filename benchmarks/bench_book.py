@@ -51,10 +51,11 @@ BUDGET = {"book": 600, "chapter": 120, "09": 180, "cell": cell_timeout() // 4}
 
 
 def chapter_names(selected: str | None) -> list[str]:
-    names = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    # 02b (the interlude) sorts between 02 and 03, as in the book
+    names = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
     if selected:
         wanted = {part.strip().zfill(2) for part in selected.split(",")}
-        names = [name for name in names if name[:2] in wanted]
+        names = [name for name in names if name.split("_")[0] in wanted]
     return names
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import Profile, progress_bar, seed_everything
 from .errors import RunFolderError
 from .files import load_torch, write_atomically
+from .threads import use_idle_cores
 
 
 class DivergenceError(RuntimeError):
@@ -193,6 +194,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
     same result (model, optimizer, random generators and history are all restored).
     """
     device = torch.device(config.device)
+    use_idle_cores(device)
     seed_everything(config.seed)
     method.to(device)
     if config.channels_last:

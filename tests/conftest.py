@@ -16,10 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# Before torch loads here or in a notebook's kernel: threads sleep between operations
-# (see stad_utils/__init__.py and benchmarks/bench_threads.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 if str(TESTS) not in sys.path:

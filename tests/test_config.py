@@ -214,31 +214,3 @@ def test_a_live_notebook_keeps_tqdm_autos_bar(monkeypatch, value):
     bar = config.progress_bar(range(2), disable=True)
     assert type(bar) is tqdm.auto.tqdm
 
-
-def test_importing_the_package_first_makes_torch_threads_sleep_between_operations():
-    """OMP_WAIT_POLICY=PASSIVE before torch loads (benchmarks/bench_threads.py: spinning
-    threads made small operations up to 14x slower beside a busy core); a user's own
-    value is kept, and nothing is set once torch is already loaded (it would not apply)."""
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import os, sys; {first}import stad_utils, torch; print(os.environ.get('OMP_WAIT_POLICY'))"
-    )
-
-    def policy(first: str = "", **env) -> str:
-        environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        environment.update(env)
-        result = subprocess.run(
-            [sys.executable, "-c", code.format(first=first)],
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return result.stdout.strip()
-
-    assert policy() == "PASSIVE"
-    assert policy(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
-    assert policy(first="import torch; ") == "None"

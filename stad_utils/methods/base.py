@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ..errors import CorruptFileError
 from ..files import load_torch, write_atomically
+from ..threads import use_idle_cores
 from ..train import TrainConfig, TrainHistory, fit, make_loader
 
 METHODS: dict[str, type[Method]] = {}
@@ -101,6 +102,7 @@ class Method(nn.Module):
         in ``[0, 1]``.
         """
         self.eval()
+        use_idle_cores(self.device)
         if isinstance(data, torch.Tensor):
             batches = [{"image": chunk} for chunk in data.split(batch_size)]
         else:

@@ -36,6 +36,7 @@ from ..config import data_root
 from ..losses import student_regression_loss
 from ..models.dense import DenseExtractor, pad_images
 from ..models.patch_networks import RECEPTIVE_FIELDS, PatchNetwork, patch_network
+from ..threads import use_idle_cores
 from ..train import TrainConfig, TrainHistory, make_loader
 from .base import Method, register
 from .us_scores import (
@@ -178,6 +179,7 @@ class UninformedStudents(Method):
                 "dataset with more good training images, or a larger validation fraction."
             )
         device = torch.device(config.device)
+        use_idle_cores(device)  # for the statistics before and after the training loop
         self.to(device)
         if self.pretrained:
             self.prepare_teachers(device, progress=config.progress)
