@@ -80,10 +80,10 @@ def execute(name: str, work: Path) -> dict:
     wall = time.perf_counter() - started
     executed = nbformat.read(target, as_version=4)
     cpu = None
-    for output in executed.cells[-1].get("outputs", []):
-        text = output.get("text", "")
-        if CPU_MARK in text:
-            cpu = float(text.split(CPU_MARK)[1].split()[0])
+    # the mark and the number may arrive as two stream outputs: read them together
+    text = "".join(output.get("text", "") for output in executed.cells[-1].get("outputs", []))
+    if CPU_MARK in text:
+        cpu = float(text.split(CPU_MARK)[1].split()[0])
     durations = [
         (cell.metadata.get("papermill", {}).get("duration") or 0.0, index)
         for index, cell in enumerate(executed.cells[:-1])
