@@ -66,15 +66,15 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, runner
-from .config import data_root, get_profile, pick_device
-from .data import TEXTURE_CATEGORIES, ensure_textures
-from .data import categories as category_folders
-from .files import json_text, write_atomically
-from .methods import METHODS
-from .published import CATEGORY_ORDER, SOURCES, published_for
-from .runner import REPORT_KEYS, RunConfig
-from .tables import MISSING, Column, markdown_table, metric_columns
+from .. import __version__, runner
+from ..config import data_root, get_profile, pick_device
+from ..data import TEXTURE_CATEGORIES, ensure_textures
+from ..data import categories as category_folders
+from ..files import json_text, write_atomically
+from ..methods import METHODS
+from ..published import CATEGORY_ORDER, SOURCES, published_for
+from ..runner import REPORT_KEYS, RunConfig
+from ..tables import MISSING, Column, markdown_table, metric_columns
 
 __all__ = [
     "BOOK_ORDER",
@@ -755,10 +755,10 @@ def _write_csv(path: Path, keys: tuple[str, ...], rows: list[dict]) -> None:
 def save_figures(results: BenchResults, folder: str | Path) -> dict[str, Path]:
     """``per_category.png`` (AU-PRO per category and method, std over seeds as error bars)
     and ``cost_accuracy.png`` (training seconds against mean AU-PRO) in ``folder``."""
-    from .viz.style import pyplot_for_files
+    from ..viz.style import pyplot_for_files
 
     plt = pyplot_for_files()
-    from .viz.comparison import plot_cost_accuracy, plot_per_category
+    from ..viz.comparison import plot_cost_accuracy, plot_per_category
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
