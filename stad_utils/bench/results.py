@@ -37,8 +37,10 @@ SUMMARY_METRICS = (
 
 #: One row per run in results.csv. ``dice``, ``false_goods``, ``false_bads`` are at the
 #: oracle threshold (test labels, thesis eq. 5.6); the ``label_free_`` ones at the threshold
-#: fitted on good validation images only (``runner.label_free_numbers``).
-RESULT_KEYS = ("key", *REPORT_KEYS, *LABEL_FREE_KEYS, "peak_memory_mb")
+#: fitted on good validation images only (``runner.label_free_numbers``). ``wall_seconds``
+#: is the run's whole time, earlier sessions' training included (``run_sweep``); ``None``
+#: in a run file written without it.
+RESULT_KEYS = ("key", *REPORT_KEYS, "wall_seconds", *LABEL_FREE_KEYS, "peak_memory_mb")
 
 
 @dataclass
