@@ -40,6 +40,7 @@ def fake_report(config) -> dict:
         "device": "cpu",
         "seed": config.seed,
         "peak_memory_mb": 100.0 + h % 300,  # deterministic (the real one is process-wide)
+        "run_seconds": 6.0 + h % 50,  # as runner.run times itself (results.csv's wall_seconds)
         "config": asdict(config),
     }
 
@@ -103,7 +104,7 @@ def test_jobs_are_in_canonical_order_with_keys():
 
 def test_default_methods_book_order_then_alphabetical(monkeypatch):
     registry = dict.fromkeys(["zeta", "simple_student", "_hidden", "stfpm", "alpha", "fvv"])
-    monkeypatch.setattr(bench, "METHODS", registry)
+    monkeypatch.setattr(bench.joblist, "METHODS", registry)  # the registry method_names reads
     assert bench.method_names() == ["stfpm", "fvv", "simple_student", "alpha", "zeta"]
     with pytest.raises(ValueError, match="Unknown method"):
         bench.method_names(["stfmp"])
@@ -482,6 +483,7 @@ def test_a_resumed_run_records_it_and_its_wall_time_covers_earlier_training(tmp_
             report = super().__call__(config)
             # 30.5 s of training in an earlier session, next to none in this one
             report["train_seconds"] = 30.5
+            del report["run_seconds"]  # a run function that does not time itself
             report["history"] = {"seconds": 30.5, "session_seconds": 0.0, "resumed_from_epoch": 3}
             return report
 
@@ -580,6 +582,27 @@ def test_runs_carry_the_label_free_numbers_of_their_report(tmp_path):
     )
     assert csv_lines[-1].endswith(",,,,50")  # fvv: no label-free numbers, then peak MB
     assert "label_free_dice_mean" in (tmp_path / "summary.csv").read_text().splitlines()[0]
+
+
+def test_the_result_records_carry_each_runs_wall_seconds(tmp_path):
+    """Chapter 9 reads a run's whole time from ``results.runs``, not from its run file."""
+    write_hand_made_runs(tmp_path)
+    path = tmp_path / "runs" / "stfpm__brick__seed2.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "wall_seconds": 73.25}))
+    results = bench.merge(tmp_path, figures=False)
+    by_key = {row["key"]: row for row in results.runs}
+    assert by_key["stfpm__brick__seed2"]["wall_seconds"] == 73.25
+    assert by_key["stfpm__brick__seed1"]["wall_seconds"] is None  # a file written without it
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    rows = [
+        dict(zip(csv_lines[0].split(","), line.split(","), strict=True)) for line in csv_lines[1:]
+    ]
+    assert {row["key"]: row["wall_seconds"] for row in rows} == {
+        "stfpm__brick__seed1": "",
+        "stfpm__brick__seed2": "73.25",
+        "stfpm__grass__seed1": "",
+        "fvv__brick__seed1": "",
+    }
 
 
 def test_the_tables_show_label_free_decisions_beside_the_oracle_ones(tmp_path):

@@ -5,10 +5,13 @@ with three losses: distillation of a pretrained CNN's patch descriptor through a
 (eq. 1), triplet metric learning (eq. 2) and descriptor compactness (eq. 3), weighted and
 summed (eq. 4). Training uses the one loop of :mod:`stad_utils.train` (progress bar, NaN
 guard, checkpoints and resume), fed with :class:`~stad_utils.data.patches.TripletPatches`.
+Pre-trained teachers are cached by their settings (:func:`teacher_cache_path`), so that
+chapter 3's teacher and Uninformed Students' share one file.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import build_backbone
+from ..config import data_root
 from ..files import load_torch, write_atomically
 from ..losses import teacher_loss
 from ..models.patch_networks import PatchNetwork, cpu_fast_layout, decoder, patch_network
@@ -192,3 +196,27 @@ def pretrain_teacher(
     )
     fit(teacher.to(device), triplets, None, config)
     return teacher
+
+
+def teacher_cache_path(
+    p: int,
+    width: float,
+    backbone: str,
+    steps: int,
+    seed: int,
+    images: str | None = None,
+    folder: str | None = None,
+) -> Path:
+    """Where the teacher pre-trained with these settings is kept (``folder``, default
+    ``<data root>/teachers``): chapter 3 leaves the teacher it trains there, and the method
+    reuses it."""
+    folder = Path(folder) if folder else data_root() / "teachers"
+    tag = _folder_tag(images) if images else ""
+    return folder / f"teacher_p{p}_w{width:g}_{backbone}_steps{steps}_seed{seed}{tag}.pt"
+
+
+def _folder_tag(folder: str) -> str:
+    """``_<name>-<8 hex digits of the absolute path>``: teachers pre-trained on two folders
+    with the same name are cached apart."""
+    resolved = str(Path(folder).expanduser().resolve())
+    return f"_{Path(resolved).name}-{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"

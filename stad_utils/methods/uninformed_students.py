@@ -25,20 +25,21 @@ descriptors are exactly those of the whole image at those pixels, only fewer of 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..config import data_root
 from ..losses import student_regression_loss
 from ..models.dense import DenseExtractor, pad_images
 from ..models.patch_networks import RECEPTIVE_FIELDS, PatchNetwork, patch_network
 from ..threads import use_idle_cores
 from ..train import TrainConfig, TrainHistory, make_loader
 from .base import Method, register
+
+# the teacher cache lives beside the teacher; imported here too, so that the old
+# `from stad_utils.methods.uninformed_students import teacher_cache_path` still works
+from .patch_teacher import teacher_cache_path
 from .us_scores import (
     ScoreStatistics,
     descriptor_statistics,
@@ -371,27 +372,3 @@ class UninformedStudents(Method):
         used = [maps["score"] for p, maps in per_scale.items() if p in self.use_scales]
         combined = torch.stack(used).mean(dim=0)
         return combined, parts
-
-
-def teacher_cache_path(
-    p: int,
-    width: float,
-    backbone: str,
-    steps: int,
-    seed: int,
-    images: str | None = None,
-    folder: str | None = None,
-) -> Path:
-    """Where the teacher pre-trained with these settings is kept (``folder``, default
-    ``<data root>/teachers``): chapter 3 leaves the teacher it trains there, and the method
-    reuses it."""
-    folder = Path(folder) if folder else data_root() / "teachers"
-    tag = _folder_tag(images) if images else ""
-    return folder / f"teacher_p{p}_w{width:g}_{backbone}_steps{steps}_seed{seed}{tag}.pt"
-
-
-def _folder_tag(folder: str) -> str:
-    """``_<name>-<8 hex digits of the absolute path>``: teachers pre-trained on two folders
-    with the same name are cached apart."""
-    resolved = str(Path(folder).expanduser().resolve())
-    return f"_{Path(resolved).name}-{hashlib.sha1(resolved.encode()).hexdigest()[:8]}"
