@@ -54,6 +54,7 @@ __all__ = [
     "ProCurve",
     "FalseCounts",
     "MetricsReport",
+    "THRESHOLD_FREE_KEYS",
     "image_scores_from_maps",
     "image_roc",
     "image_auroc",
@@ -613,6 +614,10 @@ def normalized_scores(image_scores, threshold: float) -> np.ndarray:
 # One report per category, one table for many
 # ----------------------------------------------------------------------------------------
 
+#: The metrics that need no threshold (they rank the scores): the first of
+#: :attr:`MetricsReport.KEYS`. Chapters and tables that compare detectors use these names.
+THRESHOLD_FREE_KEYS = ("image_auroc", "pixel_auroc", "au_pro")
+
 
 @dataclass
 class MetricsReport:
@@ -637,9 +642,7 @@ class MetricsReport:
     pro_curve: ProCurve | None = field(default=None, repr=False)
 
     KEYS = (
-        "image_auroc",
-        "pixel_auroc",
-        "au_pro",
+        *THRESHOLD_FREE_KEYS,
         "dice",
         "threshold",
         "false_goods",

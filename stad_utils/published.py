@@ -202,6 +202,23 @@ def published_for(method: str, category: str) -> list[dict]:
 # The tables as Markdown (the book's results page and chapter 9 show them)
 # ----------------------------------------------------------------------------------------
 
+#: The columns of :func:`published_and_ours_table`.
+_BESIDE_OURS_COLUMNS = (
+    Column("metric", align="left"),
+    Column("value", "published"),
+    Column("ours"),
+    Column("source", align="left"),
+)
+
+
+def published_and_ours_table(published: list[dict], ours: dict) -> str:
+    """The rows of :func:`published_for` as Markdown, with our value of each metric beside
+    the published one (``ours``: a run's report, ``{metric: value}``; "–" where it has no
+    such metric). Values are shown as they are (a chapter shows one category)."""
+    rows = [{**row, "ours": ours.get(row["metric"])} for row in published]
+    return markdown_table(rows, _BESIDE_OURS_COLUMNS)
+
+
 _TITLES = {"stfpm": "STFPM", "fvv": "FVV", "simple_student": "Simple Student"}
 
 

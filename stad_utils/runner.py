@@ -34,7 +34,7 @@ from .data import load_splits
 from .errors import RunFolderError, StadError, UsageError
 from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
-from .metrics import MetricsReport, evaluate
+from .metrics import THRESHOLD_FREE_KEYS, MetricsReport, evaluate
 from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
 from .train import OPTIMIZERS, TrainConfig, TrainHistory, identity_differences
 
@@ -710,7 +710,7 @@ def run(
 #: the columns of :func:`comparison_table`: the oracle's threshold-dependent numbers
 #: (thesis eq. 5.6, reads the test labels) beside the label-free rule's
 COMPARISON_COLUMNS = (
-    *metric_columns("image_auroc", "pixel_auroc", "au_pro"),
+    *metric_columns(*THRESHOLD_FREE_KEYS),
     replace(METRIC_COLUMNS["dice"], title="Dice (oracle t)"),
     replace(METRIC_COLUMNS["false_goods"], title="false goods (oracle)"),
     replace(METRIC_COLUMNS["false_bads"], title="false bads (oracle)"),

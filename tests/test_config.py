@@ -213,4 +213,3 @@ def test_a_live_notebook_keeps_tqdm_autos_bar(monkeypatch, value):
     monkeypatch.setenv("STAD_HEADLESS", value)
     bar = config.progress_bar(range(2), disable=True)
     assert type(bar) is tqdm.auto.tqdm
-

@@ -103,3 +103,20 @@ def test_talk_baselines_table_marks_the_repeated_cells_and_prints_the_slide_mean
         "| mean (as printed) | 0.857 | 0.640 | 0.479 | 0.423 | 0.790 | 0.639 | 0.694 | 0.443 "
         "| 0.515 |"
     )
+
+
+def test_published_and_ours_table_puts_our_value_beside_each_published_one():
+    published_rows = [
+        {"metric": "image_auroc", "value": 0.95, "source": "thesis"},
+        {"metric": "false_bads", "value": 3, "source": "thesis"},
+        {"metric": "au_pro", "value": 0.9, "source": "slide"},
+    ]
+    ours = {"image_auroc": 0.98125, "false_bads": 2, "au_pro": None}
+    assert published.published_and_ours_table(published_rows, ours) == (
+        "| metric | published | ours | source |\n"
+        "|---|---:|---:|---|\n"
+        "| image_auroc | 0.95 | 0.98125 | thesis |\n"
+        "| false_bads | 3 | 2 | thesis |\n"
+        "| au_pro | 0.9 | – | slide |\n"
+    )
+    assert published.published_and_ours_table([], ours).count("\n") == 2  # the header only

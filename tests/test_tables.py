@@ -1,6 +1,8 @@
 """The one Markdown table helper, its metric list, and the tables built with it."""
 
 import ast
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from stad_utils.data.summary import statistics_table
 from stad_utils.tables import METRIC_COLUMNS, MISSING, Column, markdown_table, metric_columns
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stad_utils"
+NOTEBOOKS = sorted((PACKAGE.parent / "notebooks").glob("*.ipynb"))
 
 COLUMNS = [
     Column("name", align="left"),
@@ -74,6 +77,7 @@ def test_bad_columns_are_clear_errors():
 
 def test_metric_columns_start_with_the_report_keys_in_order():
     assert tuple(METRIC_COLUMNS)[: len(metrics.MetricsReport.KEYS)] == metrics.MetricsReport.KEYS
+    assert metrics.MetricsReport.KEYS[:3] == metrics.THRESHOLD_FREE_KEYS
     titles = [c.header for c in metric_columns("image_auroc", "au_pro", "dice")]
     assert titles == ["image AUROC", "AU-PRO", "Dice"]
     assert [c.key for c in metric_columns()] == list(METRIC_COLUMNS)
@@ -132,6 +136,57 @@ def test_tables_are_built_in_one_place():
         if path.name != "tables.py" and any(s in path.read_text() for s in ('"| ', '"|---'))
     }
     assert by_hand == set(), f"build these tables with stad_utils.tables: {by_hand}"
+
+
+def _code_cells(notebook: Path) -> list[tuple[int, str]]:
+    """``(index, source)`` of each code cell; IPython's ``%``/``!`` lines become ``pass``."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return [
+        (i, re.sub(r"^(\s*)[%!].*$", r"\1pass", "".join(cell["source"]), flags=re.M))
+        for i, cell in enumerate(cells)
+        if cell["cell_type"] == "code"
+    ]
+
+
+def _metric_name_lists(source: str) -> list[str]:
+    """Tuples, lists and sets written with two or more metric names (keys of
+    :data:`METRIC_COLUMNS`): a list of metrics kept by hand instead of the package's."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            names = [
+                e.value
+                for e in node.elts
+                if isinstance(e, ast.Constant) and e.value in METRIC_COLUMNS
+            ]
+            if len(names) >= 2:
+                found.append(f"line {node.lineno}: {names}")
+    return found
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebooks_build_tables_with_the_helper_and_the_metric_list(notebook):
+    """No chapter writes a Markdown table's separator row (``|---``) or a list of metric
+    names by hand: its tables go through :func:`markdown_table`, its metric names come from
+    ``metrics.THRESHOLD_FREE_KEYS``, ``MetricsReport.KEYS`` or :data:`METRIC_COLUMNS`."""
+    tables = [i for i, source in _code_cells(notebook) if "|---" in source]
+    lists = [f"cell {i}, {hit}" for i, s in _code_cells(notebook) for hit in _metric_name_lists(s)]
+    assert (tables, lists) == ([], []), f"{notebook.name}: tables in cells {tables}; {lists}"
+
+
+def test_the_metric_list_check_finds_what_it_looks_for():
+    source = (
+        'keys = ("image_auroc", "pixel_auroc", "au_pro")\n'
+        'for key in ["dice", "threshold"]: pass\n'
+        'glue("au_pro", report["au_pro"])  # one name is not a list\n'
+        'pair = ("au_pro", "train_seconds"), ("error", "fvv")\n'
+        "keys = (*metrics.THRESHOLD_FREE_KEYS, 'dice')\n"
+    )
+    assert sorted(_metric_name_lists(source)) == [
+        "line 1: ['image_auroc', 'pixel_auroc', 'au_pro']",
+        "line 2: ['dice', 'threshold']",
+        "line 4: ['au_pro', 'train_seconds']",
+    ]
 
 
 def _private(name: str) -> bool:
