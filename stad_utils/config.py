@@ -107,7 +107,7 @@ PROFILES: dict[str, Profile] = {
         # Uninformed Students, measured (benchmarks/bench_full_costs.py, book/setup.md):
         # dense training of 3 scales × 3 full-width students on a whole 256² image saves
         # 5.8 GB of activations and costs 8.5 TFLOP, so one image per step (6.9 GB on the
-        # GPU), and 15 epochs instead of the paper's 100: 100 would take about 7.5 h on a
+        # GPU), and 15 epochs instead of the paper's 100: 100 would take about 7.8 h on a
         # T4, longer than a free Colab session; 15 take about 1.2 h.
         method_training={"uninformed_students": {"batch_size": 1, "epochs": 15}},
     ),
