@@ -40,6 +40,12 @@ from stad_utils.methods.patch_teacher import PatchTeacher
 from stad_utils.data.patches import NATURAL_PHOTOS, TripletPatches, load_photos
 from stad_utils.models import DenseExtractor, patch_network
 torch.manual_seed(0)
+def timed(work, repeats):
+    work()  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    return time.perf_counter() - started
 teacher = PatchTeacher(33, backbone="efficientnet_lite0", target_size=64, width=0.25)
 triplets = TripletPatches(33, load_photos(NATURAL_PHOTOS), length=64, seed=0)
 batch = {k: torch.stack([triplets[i][k] for i in range(64)]) for k in ("anchor", "positive", "negative")}
@@ -49,11 +55,7 @@ def step():
     loss, _ = teacher.batch_loss(batch, torch.device("cpu"))
     loss.backward()
     optimizer.step()
-step()
-started = time.perf_counter()
-for _ in range(15):
-    step()
-small = time.perf_counter() - started
+small = timed(step, 15)
 dense = DenseExtractor(patch_network(33, width=0.25, seed=0).eval())
 images = torch.rand(8, 3, 128, 128)
 with torch.no_grad():
@@ -70,11 +72,7 @@ def student_step():
     student_optimizer.zero_grad()
     stfpm.loss(batch).backward()
     student_optimizer.step()
-student_step()
-started = time.perf_counter()
-for _ in range(10):
-    student_step()
-stfpm_seconds = time.perf_counter() - started
+stfpm_seconds = timed(student_step, 10)
 print(torch.get_num_threads(), small, large, stfpm_seconds)
 """
 

@@ -486,20 +486,10 @@ def evaluate_with_parts(
     return report, metrics, maps, parts
 
 
-def evaluate_method(
-    method: Method,
-    test_set,
-    config: RunConfig,
-    device: torch.device,
-    history=None,
-    val_set=None,
-    threshold_rule: str = "image_f1_oracle",
-    false_alarm_rate: float = 0.05,
-) -> tuple[dict, MetricsReport, np.ndarray]:
-    """:func:`evaluate_with_parts` without the parts: (flat report, metrics, anomaly maps)."""
-    report, metrics, maps, _ = evaluate_with_parts(
-        method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
-    )
+def evaluate_method(*args, **kwargs) -> tuple[dict, MetricsReport, np.ndarray]:
+    """:func:`evaluate_with_parts` (same arguments) without the parts: (flat report,
+    metrics, anomaly maps)."""
+    report, metrics, maps, _ = evaluate_with_parts(*args, **kwargs)
     return report, metrics, maps
 
 
