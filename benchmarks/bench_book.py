@@ -50,11 +50,18 @@ def cell_timeout() -> int:
 BUDGET = {"book": 600, "chapter": 120, "09": 180, "cell": cell_timeout() // 4}
 
 
+def _chapter_number(text: str) -> str:
+    """``5`` → ``05``, ``2b`` → ``02b``: two digits, then any letter."""
+    text = text.strip()
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return text.zfill(len(text) + max(0, 2 - digits))
+
+
 def chapter_names(selected: str | None) -> list[str]:
     # 02b (the interlude) sorts between 02 and 03, as in the book
     names = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
     if selected:
-        wanted = {part.strip().zfill(2) for part in selected.split(",")}
+        wanted = {_chapter_number(part) for part in selected.split(",")}
         names = [name for name in names if name.split("_")[0] in wanted]
     return names
 

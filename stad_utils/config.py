@@ -29,6 +29,8 @@ import torch
 import tqdm.auto
 import tqdm.std
 
+from .threads import use_idle_cores
+
 PROFILE_NAMES = ("quick", "full")
 DEVICES = ("cpu", "cuda", "mps")  # what pick_device (and --device) accepts
 #: JSON object of Profile field changes that get_profile applies (see profile_overrides).
@@ -238,6 +240,9 @@ def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.dev
         device = torch.device("mps")
     else:
         device = torch.device("cpu")
+    # the chapter's own computations (not only training and prediction) then use only the
+    # cores other processes leave idle (stad_utils/threads.py)
+    use_idle_cores(device)
     if verbose:
         detail = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
         print(f"Device: {device.type}{' (' + detail + ')' if detail else ''}")

@@ -36,6 +36,7 @@ from .files import read_json, write_atomically, write_json
 from .methods import METHODS, Method
 from .metrics import THRESHOLD_FREE_KEYS, MetricsReport, evaluate
 from .tables import METRIC_COLUMNS, Column, markdown_table, metric_columns
+from .threads import use_idle_cores
 from .train import OPTIMIZERS, TrainConfig, TrainHistory, identity_differences
 
 IMAGE_SIZES = (32, 1024)  # the accepted --image-size range (pixels)
@@ -409,19 +410,25 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def predict_timed(method: Method, dataset) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Anomaly maps, image scores, the mean seconds per image of ``predict`` and the
-    maps' parts (:meth:`Method.anomaly_map_with_parts`; empty for most methods).
+def predict_timed(
+    method: Method, dataset, parts: bool = False
+) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Anomaly maps, image scores, the mean seconds per image of ``predict`` and, with
+    ``parts``, the maps' parts (:meth:`Method.anomaly_map_with_parts`; else ``{}``).
 
     Call it on a dataset whose samples are already decoded (cached), so that the time is
     the method's, not the image decoder's.
     """
+    use_idle_cores(method.device)  # its CPU sample (0.1 s) is not the method's time
     _synchronize(method.device)
     started = time.perf_counter()
-    maps, scores, parts = method.predict(dataset, parts=True)
+    if parts:
+        maps, scores, named = method.predict(dataset, parts=True)
+    else:
+        (maps, scores), named = method.predict(dataset), {}
     _synchronize(method.device)
     seconds = time.perf_counter() - started
-    return maps, scores, seconds / max(len(dataset), 1), parts
+    return maps, scores, seconds / max(len(dataset), 1), named
 
 
 def flat_report(
@@ -463,16 +470,18 @@ def evaluate_with_parts(
     val_set=None,
     threshold_rule: str = "image_f1_oracle",
     false_alarm_rate: float = 0.05,
+    parts: bool = False,
 ) -> tuple[dict, MetricsReport, np.ndarray, dict]:
     """Evaluate a trained method on ``test_set``: (flat report, metrics, anomaly maps,
-    the maps' parts by name, see :meth:`Method.anomaly_map_with_parts`).
+    with ``parts`` the maps' parts by name (:meth:`Method.anomaly_map_with_parts`), else
+    ``{}``).
 
     With ``val_set`` (good validation images) the label-free threshold rules are added to
     the oracles (:mod:`stad_utils.thresholds`); ``threshold_rule`` names the one behind
     the headline ``threshold``, ``dice`` and false counts. Every rule is recorded in
     ``report["thresholds"]`` with its source."""
     test_set.masks()  # decodes and caches the test images before timing
-    maps, scores, seconds_per_image, parts = predict_timed(method, test_set)
+    maps, scores, seconds_per_image, named = predict_timed(method, test_set, parts)
     metrics = score(method, maps, scores, test_set, val_set, threshold_rule, false_alarm_rate)
     extra = {
         "train_seconds": history.seconds if history else None,
@@ -483,7 +492,7 @@ def evaluate_with_parts(
     report = {**flat_report(config, metrics, method, extra), **threshold_fields(metrics)}
     if history is not None:
         report["history"] = history.to_dict()
-    return report, metrics, maps, parts
+    return report, metrics, maps, named
 
 
 def evaluate_method(*args, **kwargs) -> tuple[dict, MetricsReport, np.ndarray]:
@@ -540,8 +549,9 @@ class TrainedRun:
     maps: np.ndarray | None  # the test set's anomaly maps (N, H, W)
     history: TrainHistory | None
     from_store: bool  # loaded from the store of trained models, not trained now
-    # the test maps' parts by name (Method.anomaly_map_with_parts); a run loaded from the
-    # store has none (predict them again with method.predict(test_set, parts=True))
+    # with train_and_evaluate(parts=True), the test maps' parts by name
+    # (Method.anomaly_map_with_parts) of a run trained now; a run loaded from the store has
+    # none (predict them again with method.predict(test_set, parts=True))
     parts: dict = field(default_factory=dict)
 
 
@@ -554,6 +564,7 @@ def train_and_evaluate(
     threshold_rule: str = "image_f1_oracle",
     false_alarm_rate: float = 0.05,
     checkpoint_dir: str | Path | None = None,
+    parts: bool = False,
 ) -> TrainedRun:
     """Configure, build, train and evaluate one method on one category: the one sequence
     the command line, the benchmarks and the chapters share.
@@ -566,7 +577,9 @@ def train_and_evaluate(
     A test set that cannot be scored (:func:`test_set_problem`) still gives a trained
     model, and a report whose metrics are ``None`` with ``metrics_missing_reason``.
     Thresholds: every rule is recorded (``report["thresholds"]``); ``threshold_rule``
-    names the headline one, ``false_alarm_rate`` tunes the label-free one.
+    names the headline one, ``false_alarm_rate`` tunes the label-free one. With ``parts``
+    a run trained now keeps its test maps' parts (:meth:`Method.anomaly_map_with_parts`)
+    in ``TrainedRun.parts``; a run loaded from the store has none.
     """
     from .store import StoreEntry
 
@@ -619,10 +632,18 @@ def train_and_evaluate(
         report["metrics_missing_reason"] = problem
         report["history"] = history.to_dict()
         metrics = maps = None
-        parts = {}
+        named = {}
     else:
-        report, metrics, maps, parts = evaluate_with_parts(
-            method, test_set, config, device, history, val_set, threshold_rule, false_alarm_rate
+        report, metrics, maps, named = evaluate_with_parts(
+            method,
+            test_set,
+            config,
+            device,
+            history,
+            val_set,
+            threshold_rule,
+            false_alarm_rate,
+            parts=parts,
         )
     report["resumed_from_epoch"] = history.resumed_from_epoch
     report["run_identity"] = identity
@@ -632,7 +653,7 @@ def train_and_evaluate(
     if entry is not None and metrics is not None:
         report["store_key"] = entry.key
         entry.save(method, report, maps, metrics.image_scores)
-    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False, parts)
+    return TrainedRun(method, {**report, "from_store": False}, metrics, maps, history, False, named)
 
 
 def _history_fields(saved: dict) -> dict:

@@ -11,28 +11,47 @@ and 6.4 s busy). Letting the threads sleep instead of spin (``OMP_WAIT_POLICY=PA
 was measured too: it helps the busy machine less and costs 50 % on an idle one.
 
 So before training or predicting on a CPU, :func:`use_idle_cores` measures for a tenth of
-a second how much of the CPU the other processes use (this one is asleep meanwhile) and
-sets torch's thread count to the cores they leave idle: at least 1, at most torch's own
-default. ``STAD_CPU_THREADS=N`` fixes the count instead.
+a second how much of the machine's CPU the other processes use (the whole machine's use
+less this process's own, e.g. its threads still spinning) and sets torch's thread count to
+the cores they leave idle: at least 1, at most torch's own default. A decision is reused
+for 10 s, so a prediction right after training, or many small ones, measure once.
+``STAD_CPU_THREADS=N`` fixes the count instead.
+
+Results can differ in the last bits between thread counts (sums are split across
+threads), so a training resumed from a checkpoint uses the count it was trained with
+(:func:`stad_utils.train.fit`), and gives the same result as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import psutil
 import torch
 
 THREADS_ENV = "STAD_CPU_THREADS"
 SAMPLE_SECONDS = 0.1
+REUSE_SECONDS = 10.0
 _default_threads: int | None = None  # torch's own count, read before the first change
+_last_decision: tuple[float, int] | None = None  # (time.monotonic(), threads)
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def idle_cores(sample_seconds: float = SAMPLE_SECONDS) -> float:
-    """How many cores no process used during the next ``sample_seconds`` (this one
-    sleeps meanwhile, so the busy share is the other processes')."""
+    """How many of the machine's cores the *other* processes left idle during the next
+    ``sample_seconds``: the whole machine's idle share, plus what this process used
+    meanwhile (its threads may still spin after an operation)."""
+    me = psutil.Process()
+    own_before = _cpu_seconds(me)
     busy_percent = psutil.cpu_percent(interval=sample_seconds)
-    return (psutil.cpu_count() or 1) * (1.0 - busy_percent / 100.0)
+    own_cores = (_cpu_seconds(me) - own_before) / sample_seconds
+    cores = psutil.cpu_count() or 1
+    return min(float(cores), cores * (1.0 - busy_percent / 100.0) + own_cores)
 
 
 def threads_for(idle: float, most: int) -> int:
@@ -41,21 +60,28 @@ def threads_for(idle: float, most: int) -> int:
     return max(1, min(most, int(idle + 0.5)))
 
 
-def use_idle_cores(device: str | torch.device = "cpu") -> int:
+def use_idle_cores(device: str | torch.device = "cpu", threads: int | None = None) -> int:
     """Set torch's CPU thread count for the work that follows (see the module docstring);
-    return it. On CUDA and MPS the CPU threads only feed the GPU: nothing changes."""
-    global _default_threads
+    return it. ``threads`` imposes a count (a resumed training's). On CUDA and MPS the
+    CPU threads only feed the GPU: nothing changes."""
+    global _default_threads, _last_decision
     if torch.device(device).type != "cpu":
         return torch.get_num_threads()
     if _default_threads is None:
         _default_threads = torch.get_num_threads()
     fixed = os.environ.get(THREADS_ENV, "").strip()
+    now = time.monotonic()
     if fixed:
         if not fixed.isdigit() or int(fixed) < 1:
             raise ValueError(f"{THREADS_ENV} must be a whole number ≥ 1; got {fixed!r}.")
         threads = int(fixed)
+    elif threads is not None:
+        threads = max(1, int(threads))
+    elif _last_decision is not None and now - _last_decision[0] < REUSE_SECONDS:
+        threads = _last_decision[1]
     else:
         threads = threads_for(idle_cores(), _default_threads)
+        _last_decision = (now, threads)
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return threads

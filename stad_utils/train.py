@@ -247,6 +247,8 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
         best_state, best_score = state["best_state"], state["best_score"]
         start_epoch = state["epoch"] + 1
         history.resumed_from_epoch, history.session_seconds = start_epoch, 0.0
+        # the thread count it was trained with: sums split over threads round differently
+        use_idle_cores(device, threads=state.get("threads"))
         print(f"Resuming from {checkpoint} after epoch {start_epoch}.")
 
     bar = progress_bar(
@@ -297,6 +299,7 @@ def fit(method, train_set: Dataset, val_set: Dataset | None, config: TrainConfig
                     "history": asdict(history),
                     "best_state": best_state,
                     "best_score": best_score,
+                    "threads": torch.get_num_threads(),
                 },
             )
         if config.stop_after_epochs is not None and epoch + 1 >= config.stop_after_epochs:

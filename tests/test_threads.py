@@ -13,6 +13,7 @@ def keep_torch_threads(monkeypatch):
     """Each test starts from torch's count and leaves it as it found it."""
     before = torch.get_num_threads()
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "_last_decision", None)
     yield
     torch.set_num_threads(before)
 
@@ -31,8 +32,41 @@ def test_a_busy_core_leaves_one_thread_and_an_idle_machine_gets_them_back(monkey
     assert threads.use_idle_cores("cpu") == 1
     assert torch.get_num_threads() == 1
     monkeypatch.setattr(threads, "idle_cores", lambda: 1.98)  # it finished
+    assert threads.use_idle_cores("cpu") == 1  # the decision is reused for 10 s ...
+    monkeypatch.setattr(threads, "_last_decision", (-1e9, 1))  # ... and then measured again
     assert threads.use_idle_cores(torch.device("cpu")) == 2
     assert torch.get_num_threads() == 2
+
+
+def test_a_count_can_be_imposed(monkeypatch):
+    """A resumed training runs with the count it was trained with (stad_utils.train.fit)."""
+    monkeypatch.setattr(threads, "_default_threads", 2)
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1.0)
+    assert threads.use_idle_cores("cpu", threads=2) == 2 and torch.get_num_threads() == 2
+
+
+def test_this_processs_own_cpu_use_is_not_counted_as_busy(monkeypatch):
+    """The machine was 100 % busy during the sample, all of it this process's own threads
+    (still spinning after an operation): both cores count as idle for the others."""
+
+    class OwnProcess:
+        calls = 0
+
+        def cpu_times(self):
+            OwnProcess.calls += 1
+            used = 0.0 if OwnProcess.calls == 1 else 2 * threads.SAMPLE_SECONDS
+            return type("Times", (), {"user": used, "system": 0.0})()
+
+    monkeypatch.setattr(threads.psutil, "Process", OwnProcess)
+    monkeypatch.setattr(threads.psutil, "cpu_percent", lambda interval: 100.0)
+    monkeypatch.setattr(threads.psutil, "cpu_count", lambda: 2)
+    assert threads.idle_cores() == pytest.approx(2.0)
+    OwnProcess.calls = 0
+    monkeypatch.setattr(threads.psutil, "cpu_percent", lambda interval: 75.0)
+    monkeypatch.setattr(
+        OwnProcess, "cpu_times", lambda self: type("T", (), {"user": 0.0, "system": 0.0})()
+    )
+    assert threads.idle_cores() == pytest.approx(0.5)  # others use 1.5 cores
 
 
 def test_the_environment_fixes_the_count_and_a_bad_value_is_refused(monkeypatch):

@@ -324,6 +324,29 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, capsys, select):
     assert torch.load(folder / "last.pt", weights_only=False)["epoch"] == 3
 
 
+def test_a_resumed_run_uses_the_thread_count_it_was_trained_with(tmp_path, monkeypatch):
+    """Sums split over threads round differently, so a resumed training takes the count
+    saved in its checkpoint, whatever the machine's load is now."""
+    from stad_utils import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_default_threads", 2)
+    monkeypatch.setattr(threads, "_last_decision", None)
+    folder = tmp_path / "checkpoints"
+    try:
+        monkeypatch.setattr(threads, "idle_cores", lambda: 1.9)  # an idle machine: 2
+        TinyMethod().fit(
+            TinyImages(), None, config(epochs=3, checkpoint_dir=str(folder), stop_after_epochs=1)
+        )
+        assert torch.load(folder / "last.pt", weights_only=False)["threads"] == 2
+        monkeypatch.setattr(threads, "_last_decision", None)
+        monkeypatch.setattr(threads, "idle_cores", lambda: 1.0)  # now a busy one: 1
+        TinyMethod().fit(TinyImages(), None, config(epochs=3, checkpoint_dir=str(folder)))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resume_false_ignores_an_existing_checkpoint(tmp_path, capsys):
     folder = tmp_path / "checkpoints"
     reference = TinyMethod()

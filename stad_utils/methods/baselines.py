@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..backbones import FeatureExtractor
+from ..threads import use_idle_cores
 
 __all__ = [
     "patch_features",
@@ -217,13 +218,17 @@ class FeatureBaseline:
         self.bank: torch.Tensor | None = None
         self.gaussian: GaussianPerPosition | None = None
 
+    def _device(self) -> torch.device:
+        return next(self.extractor.parameters()).device
+
     def fit(self, images: torch.Tensor) -> FeatureBaseline:
+        use_idle_cores(self._device())
         features = patch_features(self.extractor, images, self.layers)
         if self.kind == "nearest_neighbour":
             bank = memory_bank(features)
             if self.max_bank is not None:
                 bank = subsample_bank(bank, self.max_bank, self.seed)
-            self.bank = bank.to(next(self.extractor.parameters()).device)
+            self.bank = bank.to(self._device())
         else:
             self.gaussian = fit_gaussian_per_position(features)
         return self
@@ -232,6 +237,7 @@ class FeatureBaseline:
         """The low-resolution scores ``(N, h, w)`` before upsampling."""
         if self.bank is None and self.gaussian is None:
             raise RuntimeError("Call fit(good_images) before scoring images.")
+        use_idle_cores(self._device())
         features = patch_features(self.extractor, images, self.layers)
         if self.kind == "nearest_neighbour":
             return nearest_neighbour_distances(features, self.bank)
