@@ -15,7 +15,8 @@ a second how much of the machine's CPU the other processes use (the whole machin
 less this process's own, e.g. its threads still spinning) and sets torch's thread count to
 the cores they leave idle: at least 1, at most torch's own default. A decision is reused
 for 10 s, so a prediction right after training, or many small ones, measure once.
-``STAD_CPU_THREADS=N`` fixes the count instead.
+``STAD_CPU_THREADS=N`` fixes the count instead. NumPy's BLAS threads (threadpoolctl) get
+the same count.
 
 Results can differ in the last bits between thread counts (sums are split across
 threads), so a training resumed from a checkpoint uses the count it was trained with
@@ -29,6 +30,7 @@ import time
 
 import psutil
 import torch
+from threadpoolctl import threadpool_limits
 
 THREADS_ENV = "STAD_CPU_THREADS"
 SAMPLE_SECONDS = 0.1
@@ -84,4 +86,7 @@ def use_idle_cores(device: str | torch.device = "cpu", threads: int | None = Non
         _last_decision = (now, threads)
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
+    # NumPy's BLAS (OpenBLAS) has its own pool of spinning threads (the interlude's
+    # per-position Gaussian inverts its covariances with NumPy): the same count for it
+    threadpool_limits(limits=threads, user_api="blas")
     return threads

@@ -91,3 +91,22 @@ def test_the_measurement_reads_the_whole_cpu():
 
     idle = threads.idle_cores(0.05)
     assert 0.0 <= idle <= psutil.cpu_count()
+
+
+def test_numpys_blas_threads_get_the_same_count(monkeypatch):
+    """NumPy's BLAS has its own spinning thread pool (the interlude's Gaussian baseline
+    inverts covariances with NumPy): it must follow the decision too."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    original = blas_threads()
+    monkeypatch.setattr(threads, "_default_threads", 2)
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1.0)
+    try:
+        threadpool_limits(limits=2, user_api="blas")
+        threads.use_idle_cores("cpu")
+        assert blas_threads() and all(count == 1 for count in blas_threads())
+    finally:
+        threadpool_limits(limits=max(original, default=1), user_api="blas")
