@@ -67,7 +67,9 @@ def test_patch_to_descriptor_and_decoder(p):
     dec = decoder(512, seed=0)
     assert dec(out).shape == (2, 512, 1, 1)
     assert dec(out.flatten(1)).shape == (2, 512)
-    assert torch.allclose(dec(out)[:, :, 0, 0], dec(out.flatten(1)))
+    # The two paths may pick different float32 kernels (memory layout, CPU type): equal to
+    # float32 rounding, not bit for bit.
+    torch.testing.assert_close(dec(out)[:, :, 0, 0], dec(out.flatten(1)), rtol=1e-5, atol=1e-6)
 
 
 def test_pool_strides_and_activations():
