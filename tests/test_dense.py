@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from stad_utils.models import DenseExtractor, naive_dense, pad_images, patch_network
-from stad_utils.models.dense import stride_offsets, unwarp
+from stad_utils.models.dense import image_chunks, stride_offsets, unwarp
 
 ATOL = 1e-4  # float32
 
@@ -151,3 +151,15 @@ def test_channels_last_on_a_cpu_gives_the_same_descriptors(p, monkeypatch):
     assert torch.allclose(fast_maps, plain_maps, atol=1e-5)
     assert torch.allclose(fast_descriptors, plain_descriptors, atol=1e-5)
     assert patch_networks.cpu_fast_layout(images).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_image_chunks_split_a_cpu_batch_into_single_images():
+    images = torch.rand(3, 3, 8, 8)
+    chunks = image_chunks(images)
+    assert [tuple(c.shape) for c in chunks] == [(1, 3, 8, 8)] * 3
+    assert torch.equal(torch.cat(chunks), images)
+    single = images[:1]
+    assert len(image_chunks(single)) == 1 and image_chunks(single)[0] is single
+    # not on a CPU: one chunk, the batch itself (a meta tensor stands in for a GPU's)
+    on_meta = torch.empty(3, 3, 8, 8, device="meta")
+    assert image_chunks(on_meta) == (on_meta,)

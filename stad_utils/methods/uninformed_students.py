@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..losses import student_regression_loss
-from ..models.dense import DenseExtractor, pad_images
+from ..models.dense import DenseExtractor, image_chunks, pad_images
 from ..models.patch_networks import RECEPTIVE_FIELDS, PatchNetwork, patch_network
 from ..threads import use_idle_cores
 from ..train import TrainConfig, TrainHistory, make_loader
@@ -226,7 +226,9 @@ class UninformedStudents(Method):
         for index, teacher in enumerate(self.teachers):
             dense = self._dense(teacher.eval())
             mean, std = descriptor_statistics(
-                dense(batch["image"].to(self.device)) for batch in loader
+                dense(chunk)
+                for batch in loader
+                for chunk in image_chunks(batch["image"].to(self.device))
             )
             self.descriptor_mean[index], self.descriptor_std[index] = mean, std
 
@@ -306,6 +308,10 @@ class UninformedStudents(Method):
     # -- scoring ---------------------------------------------------------------------------
     def error_and_variance(self, index: int, images: torch.Tensor):
         """e (eq. 6) and v (eq. 7) of scale ``index``: two ``(B, H, W)`` maps."""
+        chunks = image_chunks(images)
+        if len(chunks) > 1:  # one image at a time on a CPU (see image_chunks)
+            pieces = [self.error_and_variance(index, chunk) for chunk in chunks]
+            return tuple(torch.cat(maps) for maps in zip(*pieces, strict=True))
         students = self.student_maps(index, images)
         return (
             regression_error(students, self.normalized_teacher(index, images)),

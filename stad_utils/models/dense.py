@@ -55,6 +55,21 @@ PADDING_MODES = ("reflect", "replicate", "constant")
 _POINTWISE = (nn.LeakyReLU, nn.ReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.ELU, nn.GELU)
 
 
+def image_chunks(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The batch to extract densely, split for speed: one image at a time on a CPU, whole
+    elsewhere.
+
+    A batch's dense maps are tens of MB per layer (16 images of 128² at p = 65: 75 MB).
+    On a CPU, allocations that large are fresh pages from the operating system every
+    time, and zeroing them cost 40 % of Uninformed Students' prediction; one image's
+    maps (5 MB) are reused from the allocator's heap. Measured on 16 test images, 3
+    scales × (3 students + teacher): 0.93 s per image in one batch, 0.55 s one at a time.
+    GPUs keep their own cache of memory and want large batches."""
+    if images.device.type == "cpu" and len(images) > 1:
+        return images.split(1)
+    return (images,)
+
+
 def _check_images(images: torch.Tensor) -> tuple[int, int]:
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"Images must have shape (B, 3, H, W); got {tuple(images.shape)}.")
