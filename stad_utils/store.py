@@ -105,9 +105,10 @@ def data_fingerprint(data: str | Path, category: str) -> str:
 
 
 def code_fingerprint() -> str:
-    """A hash of the package's source files that can change a result."""
+    """A hash of the package's files that can change a result: its source, and the
+    pre-trained teachers it ships (``stad_utils/pretrained``)."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.pt")]):
         relative = path.relative_to(PACKAGE)
         if relative.parts[0] in _NOT_RESULT_CODE:
             continue

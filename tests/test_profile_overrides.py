@@ -36,7 +36,7 @@ def test_per_method_settings_are_merged_not_replaced(monkeypatch):
     assert quick.method_options["uninformed_students"] == {
         "width": 0.25,
         "teacher_steps": 1,
-        "crop_size": 32,
+        "crop_size": 24,
     }
     assert quick.method_options["fvv"] == {"x": 2}
     assert quick.method_training["uninformed_students"] == {"epochs": 2, "lr": 1e-3}

@@ -67,7 +67,7 @@ def test_uninformed_students_in_the_quick_profile():
     config = RunConfig(method="uninformed_students", data="x", category="y", profile="quick")
     train = config.resolved().train_config(CPU)
     # epochs and lr: the quick profile's exception; optimizer and weight decay: the method's
-    assert (train.epochs, train.lr, train.optimizer, train.weight_decay) == (10, 1e-3, "adam", 1e-5)
+    assert (train.epochs, train.lr, train.optimizer, train.weight_decay) == (7, 1e-3, "adam", 1e-5)
     assert (train.batch_size, train.momentum) == (8, 0.9)  # the profile's
 
 
@@ -139,6 +139,19 @@ def test_a_profile_object_from_with_overrides_reaches_training():
     )
     assert (config.image_size, config.profile) == (64, "quick")  # recorded by name
     assert asdict(config)["profile"] == "quick"  # reports and store keys hold plain values
+
+
+def test_a_chapters_epochs_reach_every_method():
+    """A chapter's EPOCHS (``with_overrides``) beats the profile's per-method exceptions
+    (quick: FVV 12, Uninformed Students 7); left out, each method keeps its own."""
+    quick = get_profile("quick")
+    assert resolve(quick, method="fvv").epochs == 12
+    assert resolve(quick, method="stfpm").epochs == 20
+    changed = quick.with_overrides(epochs=3)
+    for method in ("fvv", "stfpm", "uninformed_students"):
+        assert resolve(changed, method=method).epochs == 3
+    assert resolve(changed, method="uninformed_students").lr == 1e-3  # the other settings stay
+    assert quick.method_training["fvv"] == {"epochs": 12}  # the original is unchanged
 
 
 def test_a_resolved_config_is_not_looked_up_again_by_its_profiles_name():

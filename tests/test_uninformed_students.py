@@ -213,11 +213,11 @@ def test_teachers_are_pretrained_once_then_reused(tmp_path, monkeypatch):
 def test_runner_uses_the_method_and_profile_training_settings():
     quick = RunConfig(method="uninformed_students", data="x", category="y", profile="quick")
     resolved = quick.resolved()
-    assert (resolved.lr, resolved.epochs) == (1e-3, 10)  # the quick profile's
+    assert (resolved.lr, resolved.epochs) == (1e-3, 7)  # the quick profile's
     train = resolved.train_config(torch.device("cpu"))
     assert (train.optimizer, train.weight_decay) == ("adam", 1e-5)
     method = resolved.build_method()
-    assert method.options["width"] == 0.25 and method.options["crop_size"] == 32
+    assert method.options["width"] == 0.25 and method.options["crop_size"] == 24
     assert method.options["num_students"] == 3 and method.scales == (17, 33, 65)
     mine = RunConfig(
         method="uninformed_students", data="x", category="y", profile="quick", lr=1e-3, epochs=2

@@ -61,6 +61,7 @@ from .joblist import (
     default_data_root,
     jobs,
     method_names,
+    other_categories,
     parse_shard,
     shard_jobs,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "BenchResults",
     "jobs",
     "method_names",
+    "other_categories",
     "parse_shard",
     "shard_jobs",
     "job_status",

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import data_root, get_profile
+from ..config import Profile, data_root, get_profile
 from ..data import TEXTURE_CATEGORIES, ensure_textures
 from ..data import categories as category_folders
 from ..methods import METHODS
@@ -56,6 +56,20 @@ def category_rank(name: str) -> tuple:
     if name in TEXTURE_CATEGORIES:
         return (1, TEXTURE_CATEGORIES.index(name), "")
     return (2, 0, name)
+
+
+def other_categories(profile: str | Profile | None, data: str | Path) -> list[str]:
+    """The categories a method's chapter trains besides the profile's own, so that chapter
+    9's sweep finds those runs in the store instead of training them all at once.
+
+    Quick profile: every other category folder of ``data`` (the textures: a few seconds to
+    a minute per run on a CPU). Full profile: none (an MVTec AD category costs a GPU
+    minutes to hours per method; chapter 9's sweep trains the categories it is given)."""
+    chosen = profile if isinstance(profile, Profile) else get_profile(profile)
+    if chosen.name != "quick":
+        return []
+    found = sorted(category_folders(data), key=category_rank)
+    return [c for c in found if c != chosen.category]
 
 
 def unique(values: Iterable) -> list:

@@ -215,6 +215,21 @@ def teacher_cache_path(
     return folder / f"teacher_p{p}_w{width:g}_{backbone}_steps{steps}_seed{seed}{tag}.pt"
 
 
+#: Teachers shipped with the package (``tools/pretrain_teachers.py`` made them with
+#: :func:`pretrain_teacher`; ``teachers.json`` records the settings and SHA-256 of each).
+SHIPPED_TEACHERS = Path(__file__).resolve().parents[1] / "pretrained"
+
+
+def shipped_teacher(name: str) -> Path | None:
+    """The package's copy of the teacher cached as ``name`` (a :func:`teacher_cache_path`
+    file name), or ``None``. The package ships the quick profile's three teachers
+    (p = 17, 33, 65 at width 0.25, 150 steps on the default photographs): pre-training
+    them costs a CPU about 100 s, most of chapter 5's time, for weights that are the same
+    for every reader. Chapter 3 still pre-trains one and shows how."""
+    path = SHIPPED_TEACHERS / name
+    return path if path.is_file() else None
+
+
 def _folder_tag(folder: str) -> str:
     """``_<name>-<8 hex digits of the absolute path>``: teachers pre-trained on two folders
     with the same name are cached apart."""

@@ -39,7 +39,7 @@ from .base import Method, register
 
 # the teacher cache lives beside the teacher; imported here too, so that the old
 # `from stad_utils.methods.uninformed_students import teacher_cache_path` still works
-from .patch_teacher import teacher_cache_path
+from .patch_teacher import shipped_teacher, teacher_cache_path
 from .us_scores import (
     ScoreStatistics,
     descriptor_statistics,
@@ -190,8 +190,9 @@ class UninformedStudents(Method):
         return self.history
 
     def prepare_teachers(self, device: torch.device, progress: bool = True) -> None:
-        """Load each scale's pre-trained teacher from ``teacher_dir``, pre-training and
-        saving it first when it is not there (eqs. 1–4 on natural-image triplets)."""
+        """Load each scale's pre-trained teacher from ``teacher_dir``, else the package's
+        copy of the same teacher (:func:`~.patch_teacher.shipped_teacher`), else pre-train
+        and save it first (eqs. 1–4 on natural-image triplets)."""
         from .patch_teacher import load_teacher, pretrain_teacher
 
         o = self.options
@@ -205,6 +206,9 @@ class UninformedStudents(Method):
                 o["teacher_images"],
                 o["teacher_dir"],
             )
+            if not path.exists() and o["teacher_images"] is None:
+                # the package's copy, made by pretrain_teacher with these settings
+                path = shipped_teacher(path.name) or path
             if not path.exists():
                 pretrain_teacher(
                     p,
