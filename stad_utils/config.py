@@ -229,11 +229,15 @@ def apply_overrides(profile: Profile, changes: dict) -> Profile:
     return replace(profile, **values, overrides=tuple(sorted(changes)))
 
 
+_announced: set[str] = set()  # the devices this process has printed
+
+
 def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.device:
     """Choose the compute device once: CUDA, then Apple MPS, then CPU.
 
     ``preferred`` (``"cpu"``, ``"cuda"``, ``"mps"``) forces a device and fails clearly
-    when it is not available. The choice is printed so every notebook states it.
+    when it is not available. The choice is printed the first time this process makes
+    it, so every notebook states it once (and a sweep's runs do not repeat it).
     """
     if preferred:
         preferred = preferred.lower()
@@ -260,7 +264,8 @@ def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.dev
     # the chapter's own computations (not only training and prediction) then use only the
     # cores other processes leave idle (stad_utils/threads.py)
     use_idle_cores(device)
-    if verbose:
+    if verbose and str(device) not in _announced:
+        _announced.add(str(device))
         detail = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
         print(f"Device: {device.type}{' (' + detail + ')' if detail else ''}")
     return device

@@ -114,11 +114,18 @@ def test_pick_device_unknown_name(no_gpu):
         pick_device("tpu")
 
 
-def test_pick_device_defaults_to_cpu_and_says_so(no_gpu, capsys):
+@pytest.fixture(autouse=True)
+def nothing_announced_yet(monkeypatch):
+    """pick_device prints a device the first time a process picks it."""
+    monkeypatch.setattr(config, "_announced", set())
+
+
+def test_pick_device_defaults_to_cpu_and_says_so_once(no_gpu, capsys):
     device = pick_device()
     assert device == torch.device("cpu")
     assert capsys.readouterr().out == "Device: cpu\n"
     assert pick_device("CPU", verbose=False) == torch.device("cpu")
+    assert pick_device() == torch.device("cpu")  # a sweep's next run: said already
     assert capsys.readouterr().out == ""
 
 
