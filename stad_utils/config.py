@@ -82,13 +82,17 @@ class Profile:
         changed here (e.g. a chapter's ``EPOCHS``) is meant for every method: it replaces
         the methods' exceptions for it (``method_training``, e.g. FVV's 12 epochs)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        given = [k for k in changes if k in TRAINING_SETTINGS]
-        if given and "method_training" not in changes:
-            changes["method_training"] = {
-                method: {k: v for k, v in settings.items() if k not in given}
-                for method, settings in self.method_training.items()
-            }
+        if "method_training" not in changes:
+            changes["method_training"] = self.method_training_without(changes)
         return replace(self, **changes)
+
+    def method_training_without(self, changes: dict) -> dict:
+        """``method_training`` without the settings that ``changes`` gives for everyone."""
+        given = [k for k in changes if k in TRAINING_SETTINGS]
+        return {
+            method: {k: v for k, v in settings.items() if k not in given}
+            for method, settings in self.method_training.items()
+        }
 
 
 PROFILES: dict[str, Profile] = {
@@ -216,28 +220,34 @@ def _check_overrides(changes: dict) -> None:
 
 def apply_overrides(profile: Profile, changes: dict) -> Profile:
     """``profile`` with ``changes`` (from :func:`profile_overrides`) applied; the same
-    object when there are none."""
+    object when there are none. As in :meth:`Profile.with_overrides`, a training setting
+    given for the whole profile (``{"epochs": 1}``) replaces the methods' exceptions for
+    it; ``method_training`` in ``changes`` then sets exceptions of its own."""
     if not changes:
         return profile
     values = dict(changes)
-    for key in _PER_METHOD_FIELDS:
-        if key in values:
-            merged = {method: dict(options) for method, options in getattr(profile, key).items()}
-            for method, options in values[key].items():
-                merged[method] = {**merged.get(method, {}), **options}
-            values[key] = merged
+    base = {
+        "method_options": profile.method_options,
+        "method_training": profile.method_training_without(changes),
+    }
+    for key in _PER_METHOD_FIELDS:  # merged per method: a method's other settings stay
+        merged = {method: dict(options) for method, options in base[key].items()}
+        for method, options in values.get(key, {}).items():
+            merged[method] = {**merged.get(method, {}), **options}
+        values[key] = merged
     return replace(profile, **values, overrides=tuple(sorted(changes)))
 
 
 _announced: set[str] = set()  # the devices this process has printed
 
 
-def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.device:
+def pick_device(preferred: str | None = None, verbose: bool | str = True) -> torch.device:
     """Choose the compute device once: CUDA, then Apple MPS, then CPU.
 
     ``preferred`` (``"cpu"``, ``"cuda"``, ``"mps"``) forces a device and fails clearly
-    when it is not available. The choice is printed the first time this process makes
-    it, so every notebook states it once (and a sweep's runs do not repeat it).
+    when it is not available. The choice is printed so every notebook states it;
+    ``verbose="once"`` prints it only if this process has not printed it yet (each run of
+    a sweep picks its device, and twelve "Device: cpu" lines say nothing new).
     """
     if preferred:
         preferred = preferred.lower()
@@ -264,7 +274,7 @@ def pick_device(preferred: str | None = None, verbose: bool = True) -> torch.dev
     # the chapter's own computations (not only training and prediction) then use only the
     # cores other processes leave idle (stad_utils/threads.py)
     use_idle_cores(device)
-    if verbose and str(device) not in _announced:
+    if verbose is True or (verbose == "once" and str(device) not in _announced):
         _announced.add(str(device))
         detail = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
         print(f"Device: {device.type}{' (' + detail + ')' if detail else ''}")

@@ -586,7 +586,8 @@ def train_and_evaluate(
     started = time.perf_counter()
     config = config.resolved()
     config.validate()
-    device = device if isinstance(device, torch.device) else pick_device(device or config.device)
+    if not isinstance(device, torch.device):
+        device = pick_device(device or config.device, verbose="once")
     train_set, val_set, test_set = splits or load_splits(
         config.data, config.category, config.image_size, config.seed
     )

@@ -631,3 +631,22 @@ def test_the_tables_show_label_free_decisions_beside_the_oracle_ones(tmp_path):
         markdown
     )
     assert "| stfpm | quick | resnet18 | 64 | 2 |\n" in markdown
+
+
+def test_other_categories_are_the_other_embedded_textures_in_the_quick_profile(tmp_path):
+    """What chapters 6–8 also train: the other textures found, never a reader's own folder,
+    and nothing on MVTec AD (the full profile)."""
+    from stad_utils.config import get_profile
+
+    for name in ("gravel", "brick", "my_fabric", "grass"):  # my_fabric: a reader's folder
+        (tmp_path / name / "train" / "good").mkdir(parents=True)
+    quick = get_profile("quick")
+    assert bench.other_categories(quick, tmp_path) == ["grass", "gravel"]
+    assert bench.other_categories(quick.with_overrides(category="grass"), tmp_path) == [
+        "brick",
+        "gravel",
+    ]
+    shutil.rmtree(tmp_path / "gravel")
+    assert bench.other_categories("quick", tmp_path) == ["grass"]
+    assert bench.other_categories("full", tmp_path) == []
+    assert bench.other_categories(quick.with_overrides(dataset="mvtec"), tmp_path) == []

@@ -120,13 +120,15 @@ def nothing_announced_yet(monkeypatch):
     monkeypatch.setattr(config, "_announced", set())
 
 
-def test_pick_device_defaults_to_cpu_and_says_so_once(no_gpu, capsys):
+def test_pick_device_defaults_to_cpu_and_says_so(no_gpu, capsys):
     device = pick_device()
     assert device == torch.device("cpu")
     assert capsys.readouterr().out == "Device: cpu\n"
     assert pick_device("CPU", verbose=False) == torch.device("cpu")
-    assert pick_device() == torch.device("cpu")  # a sweep's next run: said already
+    assert pick_device(verbose="once") == torch.device("cpu")  # a sweep's run: said already
     assert capsys.readouterr().out == ""
+    assert pick_device() == torch.device("cpu")  # a notebook's setup cell says it again
+    assert capsys.readouterr().out == "Device: cpu\n"
 
 
 def test_pick_device_prefers_cuda_when_available(fake_gpu, capsys):

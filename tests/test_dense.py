@@ -162,4 +162,5 @@ def test_image_chunks_split_a_cpu_batch_into_single_images():
     assert len(image_chunks(single)) == 1 and image_chunks(single)[0] is single
     # not on a CPU: one chunk, the batch itself (a meta tensor stands in for a GPU's)
     on_meta = torch.empty(3, 3, 8, 8, device="meta")
-    assert image_chunks(on_meta) == (on_meta,)
+    chunks = image_chunks(on_meta)
+    assert len(chunks) == 1 and chunks[0] is on_meta

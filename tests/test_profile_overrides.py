@@ -77,3 +77,18 @@ def test_bad_overrides_fail_clearly(monkeypatch, text, message):
 def test_a_float_field_accepts_an_integer(monkeypatch):
     monkeypatch.setenv(ENV, '{"lr": 1}')
     assert get_profile("quick").lr == 1
+
+
+def test_a_profile_wide_training_setting_reaches_every_method(monkeypatch):
+    """As a chapter's EPOCHS does (with_overrides): {"epochs": 1} is one epoch for every
+    method, whatever the profile's exceptions (quick: FVV 12, Uninformed Students 7)."""
+    monkeypatch.setenv(ENV, '{"epochs": 1}')
+    for method in ("fvv", "stfpm", "uninformed_students"):
+        config = RunConfig(method=method, data="", category="brick", profile="quick")
+        assert config.resolved().epochs == 1, method
+    us = RunConfig(method="uninformed_students", data="", category="brick", profile="quick")
+    assert us.resolved().lr == 1e-3  # the exception's other settings stay
+    # an exception given with it still wins for its method
+    monkeypatch.setenv(ENV, '{"epochs": 1, "method_training": {"fvv": {"epochs": 2}}}')
+    fvv = RunConfig(method="fvv", data="", category="brick", profile="quick")
+    assert fvv.resolved().epochs == 2

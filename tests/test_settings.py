@@ -173,6 +173,28 @@ def test_a_chapters_profile_object_and_the_sweep_share_a_store_key(mvtec_root):
     assert run_key(run_settings(made, CPU)) == run_key(run_settings(swept, CPU))
 
 
+@pytest.mark.parametrize(
+    "method, chapter_options",
+    [
+        ("stfpm", {}),
+        ("fvv", {"num_students": 3}),  # chapter 7's NUM_STUDENTS
+        ("simple_student", {"inner": [16, 16, 32]}),  # chapter 8's list(INNER)
+        ("uninformed_students", {"scales": (17, 33, 65)}),  # chapter 5's SCALES
+    ],
+)
+def test_the_other_categories_of_chapters_5_to_8_are_the_sweeps_runs(
+    mvtec_root, method, chapter_options
+):
+    """Chapter 9 trains only what chapters 5–8 did not: a chapter's run on any category,
+    with the options the chapter spells out at their defaults, has the sweep's key."""
+    chapter = get_profile("quick").with_overrides(category="alpha")
+    made = RunConfig.create(method, mvtec_root, "beta", chapter, method_options=chapter_options)
+    swept = Sweep(data=mvtec_root, out=mvtec_root / "bench", profile="quick").run_config(
+        BenchJob(method, "beta", 42)
+    )
+    assert run_key(run_settings(made, CPU)) == run_key(run_settings(swept, CPU))
+
+
 def test_the_store_key_holds_the_new_settings(mvtec_root):
     base = RunConfig.create("stfpm", mvtec_root, "alpha", "quick")
     settings = run_settings(base, CPU)

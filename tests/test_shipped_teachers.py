@@ -24,6 +24,7 @@ from stad_utils.methods.patch_teacher import (
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = json.loads((SHIPPED_TEACHERS / "teachers.json").read_text())["teachers"]
+NAME_TAIL = ("efficientnet_lite0", 150, 0)  # backbone, steps, seed of the quick teachers
 
 
 def _tool():
@@ -52,42 +53,42 @@ def test_the_shipped_teachers_are_the_quick_profiles():
         assert (network.receptive_field, network.width) == (settings["p"], settings["width"])
 
 
-def test_a_missing_teacher_comes_from_the_package_and_a_cached_one_wins(tmp_path, monkeypatch):
+def test_the_package_teachers_are_used_and_nothing_is_pre_trained(tmp_path, monkeypatch):
     def no_pretraining(*args, **kwargs):
         raise AssertionError("pre-trained although the package ships this teacher")
 
     monkeypatch.setattr(patch_teacher_module, "pretrain_teacher", no_pretraining)
     options = {"backbone": "efficientnet_lite0", "width": 0.25, "teacher_steps": 150}
+    # a cached file of the same name (chapter 3 leaves its own p = 33 there): not used,
+    # so that every reader's runs, and the store keys naming them, have the same teacher
+    shipped_17 = load_teacher(shipped_teacher(teacher_cache_path(17, 0.25, *NAME_TAIL).name))
+    cached = {k: v + 1.0 for k, v in shipped_17.state_dict().items()}
+    name_17 = teacher_cache_path(17, 0.25, *NAME_TAIL).name
+    torch.save({"p": 17, "width": 0.25, "state": cached}, tmp_path / name_17)
     method = UninformedStudents(scales=(17, 65), teacher_dir=str(tmp_path), **options)
     method.prepare_teachers(torch.device("cpu"), progress=False)
-    assert list(tmp_path.iterdir()) == []  # nothing written into the reader's folder
+    assert [p.name for p in tmp_path.iterdir()] == [name_17]  # nothing written
     for index, p in enumerate((17, 65)):
-        name = teacher_cache_path(p, 0.25, "efficientnet_lite0", 150, 0).name
-        shipped = load_teacher(shipped_teacher(name))
+        shipped = load_teacher(shipped_teacher(teacher_cache_path(p, 0.25, *NAME_TAIL).name))
         for a, b in zip(method.teachers[index].parameters(), shipped.parameters(), strict=True):
             assert torch.equal(a, b)
 
-    # a teacher of the reader's own (chapter 3 leaves one in the cache) comes first
-    own = UninformedStudents(scales=(17,), width=0.25, pretrained=False, seed=5)
-    name = teacher_cache_path(17, 0.25, "efficientnet_lite0", 150, 0).name
-    torch.save({"p": 17, "width": 0.25, "state": own.teachers[0].state_dict()}, tmp_path / name)
-    method = UninformedStudents(scales=(17,), teacher_dir=str(tmp_path), **options)
-    method.prepare_teachers(torch.device("cpu"), progress=False)
-    for a, b in zip(method.teachers[0].parameters(), own.teachers[0].parameters(), strict=True):
-        assert torch.equal(a, b)
-
-    # teachers of another image folder are never replaced by the package's
+    # teachers of another image folder, or other settings, are never the package's
     assert shipped_teacher("teacher_p17_w0.25_efficientnet_lite0_steps150_seed0_x-1.pt") is None
+    assert shipped_teacher("teacher_p17_w0.25_efficientnet_lite0_steps150_seed1.pt") is None
 
 
-@pytest.mark.parametrize("p", [17])
-def test_pretraining_again_gives_the_shipped_teacher(p, monkeypatch):
-    """The shipped file is what ``pretrain_teacher`` makes with the recorded settings
-    (with the recorded thread count: sums split over threads round differently)."""
-    name, entry = next((n, e) for n, e in MANIFEST.items() if e["p"] == p)
+def test_pretraining_again_gives_the_shipped_teacher(monkeypatch):
+    """The shipped file is what ``pretrain_teacher`` makes with the recorded settings, with
+    the recorded thread count (sums split over threads round differently). Another CPU may
+    pick other float32 kernels, whose rounding 150 Adam steps amplify: the tolerance allows
+    for that, while another seed, width or loss would differ by the descriptors' own size."""
+    name, entry = next((n, e) for n, e in MANIFEST.items() if e["p"] == 17)
+    if torch.__version__.split("+")[0] != entry["torch"].split("+")[0]:
+        pytest.skip(f"made with torch {entry['torch']}, this is {torch.__version__}")
     monkeypatch.setenv("STAD_CPU_THREADS", str(entry["threads"]))
     settings = {k: entry[k] for k in ("p", "width", "backbone", "steps", "seed")}
     teacher = pretrain_teacher(**settings, device="cpu", progress=False)
-    gap = _tool().descriptor_gap(teacher.network.eval(), load_teacher(shipped_teacher(name)), p)
-    assert gap < 1e-3
-    assert teacher.parts[-1]["total"] == pytest.approx(entry["final_loss"]["total"], rel=1e-3)
+    gap = _tool().descriptor_gap(teacher.network.eval(), load_teacher(shipped_teacher(name)), 17)
+    assert gap < 0.02
+    assert teacher.parts[-1]["total"] == pytest.approx(entry["final_loss"]["total"], rel=0.02)

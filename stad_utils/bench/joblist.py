@@ -62,14 +62,15 @@ def other_categories(profile: str | Profile | None, data: str | Path) -> list[st
     """The categories a method's chapter trains besides the profile's own, so that chapter
     9's sweep finds those runs in the store instead of training them all at once.
 
-    Quick profile: every other category folder of ``data`` (the textures: a few seconds to
-    a minute per run on a CPU). Full profile: none (an MVTec AD category costs a GPU
-    minutes to hours per method; chapter 9's sweep trains the categories it is given)."""
+    On the embedded textures dataset (the quick profile): its other categories found in
+    ``data`` (seconds to a minute per run on a CPU; folders a reader added are left to
+    chapter 9). On MVTec AD (the full profile): none (a category costs a GPU minutes to
+    hours per method; chapter 9's sweep trains the categories it is given)."""
     chosen = profile if isinstance(profile, Profile) else get_profile(profile)
-    if chosen.name != "quick":
+    if chosen.dataset != "textures":
         return []
-    found = sorted(category_folders(data), key=category_rank)
-    return [c for c in found if c != chosen.category]
+    found = set(category_folders(data))
+    return [c for c in TEXTURE_CATEGORIES if c in found and c != chosen.category]
 
 
 def unique(values: Iterable) -> list:

@@ -225,7 +225,8 @@ def shipped_teacher(name: str) -> Path | None:
     file name), or ``None``. The package ships the quick profile's three teachers
     (p = 17, 33, 65 at width 0.25, 150 steps on the default photographs): pre-training
     them costs a CPU about 100 s, most of chapter 5's time, for weights that are the same
-    for every reader. Chapter 3 still pre-trains one and shows how."""
+    for every reader. Chapter 3 still pre-trains one and shows how. A shipped teacher is
+    used even where the cache holds a file of the same name."""
     path = SHIPPED_TEACHERS / name
     return path if path.is_file() else None
 

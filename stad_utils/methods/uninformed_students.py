@@ -64,7 +64,8 @@ class UninformedStudents(Method):
         teacher_steps: pre-training steps of each teacher (batches of 64 triplets).
         teacher_dir: where pre-trained teachers are kept and reused (a teacher depends on
             p, width, backbone, steps, seed and images, not on the category). ``None`` =
-            ``<data root>/teachers``.
+            ``<data root>/teachers``. Teachers the package ships (the quick profile's) are
+            taken from the package instead.
         teacher_images: a folder of natural images to pre-train the teachers on (the
             original uses ImageNet); ``None`` = scikit-image's bundled photographs.
         crop_size: train the students on one random ``crop_size``² window per image
@@ -190,9 +191,10 @@ class UninformedStudents(Method):
         return self.history
 
     def prepare_teachers(self, device: torch.device, progress: bool = True) -> None:
-        """Load each scale's pre-trained teacher from ``teacher_dir``, else the package's
-        copy of the same teacher (:func:`~.patch_teacher.shipped_teacher`), else pre-train
-        and save it first (eqs. 1–4 on natural-image triplets)."""
+        """Load each scale's pre-trained teacher: the package's copy when it ships one with
+        these settings (:func:`~.patch_teacher.shipped_teacher`; the quick profile's), else
+        the one in ``teacher_dir``, else pre-train and save it there first (eqs. 1–4 on
+        natural-image triplets)."""
         from .patch_teacher import load_teacher, pretrain_teacher
 
         o = self.options
@@ -206,10 +208,12 @@ class UninformedStudents(Method):
                 o["teacher_images"],
                 o["teacher_dir"],
             )
-            if not path.exists() and o["teacher_images"] is None:
-                # the package's copy, made by pretrain_teacher with these settings
-                path = shipped_teacher(path.name) or path
-            if not path.exists():
+            if o["teacher_images"] is None and shipped_teacher(path.name):
+                # The package's copy first, even over a cached file of the same name (e.g.
+                # chapter 3's): every reader then gets the same teacher, and the store's
+                # key, which covers the package's files, names the teacher a run used.
+                path = shipped_teacher(path.name)
+            elif not path.exists():
                 pretrain_teacher(
                     p,
                     backbone=o["backbone"],
