@@ -87,3 +87,12 @@ def figure_count(path: Path) -> int:
         for cell in notebook.cells
         for output in cell.get("outputs", [])
     )
+
+
+def assert_every_texture_trained(values: dict, floor: float) -> None:
+    """Chapters 6–8 in the quick profile: their method on the three textures (chapter 9
+    loads those runs), each at an AU-PRO of at least ``floor`` (glued as
+    ``categories_au_pro``, the chapter's own category first)."""
+    au_pro = values["categories_au_pro"]
+    assert list(au_pro) == ["brick", "grass", "gravel"]
+    assert all(value >= floor for value in au_pro.values()), au_pro
